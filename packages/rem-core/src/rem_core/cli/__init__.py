@@ -1,0 +1,1 @@
+"""The `rem` command line: one click group whose subcommands come from installed packages."""

@@ -1,0 +1,34 @@
+"""Pydantic schemas shared by every rem package.
+
+Packages talk to each other through these types: a COCO or LVIS dataset, a list of detection
+results, a referring-expression sample, an evaluation report.
+"""
+
+from rem_core.schemas.coco import (
+    RLE,
+    Annotation,
+    Category,
+    CocoDataset,
+    Image,
+    Info,
+    License,
+    Polygons,
+    Segmentation,
+)
+from rem_core.schemas.referring import ReferringSample
+from rem_core.schemas.results import Detection, Results
+
+__all__ = [
+    "RLE",
+    "Annotation",
+    "Category",
+    "CocoDataset",
+    "Detection",
+    "Image",
+    "Info",
+    "License",
+    "Polygons",
+    "ReferringSample",
+    "Results",
+    "Segmentation",
+]
