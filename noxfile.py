@@ -8,6 +8,8 @@ their figures to bench-results/.
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 import tomllib
 from pathlib import Path
 
@@ -19,6 +21,44 @@ CONSTRAINTS = ["-c", str(ROOT / "constraints.txt")]
 
 nox.options.sessions = ["lint", "tests", "demo"]
 nox.options.reuse_existing_virtualenvs = True
+# uv installs the torch stack in seconds from its cache where pip takes minutes; plain virtualenv
+# and pip are the fallback when uv is not installed.
+nox.options.default_venv_backend = "uv|virtualenv"
+
+
+def _pip_config_for_uv() -> None:
+    """Let uv use the package sources pip is configured with (mirrors, find-links).
+
+    uv does not read pip.conf; without this it would miss a local mirror that pip knows about.
+    """
+    mapping = {
+        "index-url": "UV_INDEX_URL",
+        "extra-index-url": "UV_EXTRA_INDEX_URL",
+        "find-links": "UV_FIND_LINKS",
+    }
+    try:
+        out = subprocess.run(
+            [sys.executable, "-m", "pip", "config", "list"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+    except (OSError, subprocess.CalledProcessError):
+        return
+    found = False
+    for line in out.splitlines():
+        key, _, value = line.partition("=")
+        # Keys look like "global.find-links" or ":env:.find-links" (from PIP_FIND_LINKS).
+        env = mapping.get(key.strip().rpartition(".")[2])
+        if env and env not in os.environ:
+            os.environ[env] = value.strip().strip("'\"")
+            found = True
+    if found:
+        # Like pip, pick the best version across all indexes rather than the first index's.
+        os.environ.setdefault("UV_INDEX_STRATEGY", "unsafe-best-match")
+
+
+_pip_config_for_uv()
 
 
 def local_requirements(package: str) -> list[str]:

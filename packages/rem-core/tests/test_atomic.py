@@ -29,3 +29,11 @@ def test_creates_parent_directories(tmp_path):
     target = tmp_path / "a" / "b" / "c.txt"
     atomic_write_text(target, "x")
     assert target.read_text() == "x"
+
+
+def test_mode_follows_umask_like_open(tmp_path):
+    plain = tmp_path / "plain.txt"
+    plain.write_text("x")
+    target = tmp_path / "atomic.txt"
+    atomic_write_text(target, "x")
+    assert target.stat().st_mode == plain.stat().st_mode

@@ -15,6 +15,13 @@ from rem_core.schemas.coco import (
     Polygons,
     Segmentation,
 )
+from rem_core.schemas.eval_report import (
+    CategoryMetrics,
+    EvalComparison,
+    EvalReport,
+    IouTypeMetrics,
+    MetricArrays,
+)
 from rem_core.schemas.referring import ReferringSample
 from rem_core.schemas.results import Detection, Results
 
@@ -22,11 +29,16 @@ __all__ = [
     "RLE",
     "Annotation",
     "Category",
+    "CategoryMetrics",
     "CocoDataset",
     "Detection",
+    "EvalComparison",
+    "EvalReport",
     "Image",
     "Info",
+    "IouTypeMetrics",
     "License",
+    "MetricArrays",
     "Polygons",
     "ReferringSample",
     "Results",

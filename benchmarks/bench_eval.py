@@ -1,0 +1,217 @@
+"""COCO-style evaluation speed: rem-eval vs faster-coco-eval vs pycocotools, same run.
+
+Data: a COCO-val-scale synthetic set from ``rem_eval.synthetic.make_eval_set`` — 5,000 images
+of about 640x480, ~7.4 polygon GT per image over COCO's 80 category ids with a COCO-like
+small / medium / large mix and ~1% crowd regions (uncompressed RLE), and 100 scored
+compressed-RLE detections per image (jittered GT copies, confusions, background false
+positives; scores rounded to 3 decimals so ties occur). ``--quick`` / REM_BENCH_QUICK=1 uses
+300 images.
+
+Each (tool, IoU type) runs in a fresh interpreter; the time covers load (GT + results) +
+evaluate + accumulate + summarize, not interpreter start or imports. Memory is the peak
+resident set: the process's own VmHWM plus the largest child's (rem forks workers; this double
+counts pages they share, so it overstates rem). Ratios compare the end-to-end times.
+The summary numbers of all tools are compared too (rem must equal pycocotools exactly).
+
+Usage: python benchmarks/bench_eval.py [--quick] [--out DIR] [--images N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+FULL_IMAGES = 5000
+QUICK_IMAGES = 300
+SEED = 2024
+DATA_VERSION = 1
+
+
+def _peak_rss_mb() -> float:
+    """This process's VmHWM plus the largest reaped child's max RSS, in MiB."""
+    own = 0.0
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    own = int(line.split()[1]) / 1024
+    except OSError:
+        own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    child = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+    return own + child
+
+
+def child(tool: str, kind: str, gt: str, dt: str) -> None:
+    """Run one evaluation and print a JSON line with time, memory and stats."""
+    import contextlib
+    import io
+
+    if tool == "rem":
+        from rem_eval import evaluate
+
+        t0 = time.perf_counter()
+        report = evaluate(gt, dt, [kind], per_category=False)
+        seconds = time.perf_counter() - t0
+        stats = report.metrics[kind].reference_stats
+    else:
+        if tool == "pycocotools":
+            from pycocotools.coco import COCO
+            from pycocotools.cocoeval import COCOeval as Eval
+
+            extra = {}
+        else:
+            from faster_coco_eval import COCO
+            from faster_coco_eval import COCOeval_faster as Eval
+
+            extra = {}
+        t0 = time.perf_counter()
+        with contextlib.redirect_stdout(io.StringIO()):
+            coco_gt = COCO(gt)
+            coco_dt = coco_gt.loadRes(dt)
+            ev = Eval(coco_gt, coco_dt, kind, **extra)
+            ev.evaluate()
+            ev.accumulate()
+            ev.summarize()
+        seconds = time.perf_counter() - t0
+        stats = [float(v) for v in ev.stats[:12]]
+    print(json.dumps({"seconds": seconds, "peak_rss_mb": _peak_rss_mb(), "stats": stats}))
+
+
+def make_data(cache: Path, num_images: int) -> tuple[Path, Path]:
+    """Write (or reuse) the synthetic GT and results files."""
+    tag = f"v{DATA_VERSION}-n{num_images}-s{SEED}"
+    gt_path, dt_path = cache / f"gt-{tag}.json", cache / f"dets-{tag}.json"
+    if gt_path.exists() and dt_path.exists():
+        return gt_path, dt_path
+    import orjson
+
+    from rem_eval.synthetic import make_eval_set
+
+    cache.mkdir(parents=True, exist_ok=True)
+    data = make_eval_set(num_images, seed=SEED)
+    tmp_gt, tmp_dt = gt_path.with_suffix(".tmp"), dt_path.with_suffix(".tmp")
+    tmp_gt.write_bytes(orjson.dumps(data.gt))
+    tmp_dt.write_bytes(orjson.dumps(data.results))
+    tmp_gt.replace(gt_path)
+    tmp_dt.replace(dt_path)
+    return gt_path, dt_path
+
+
+def _run_child(tool: str, kind: str, gt: Path, dt: Path, timeout: float) -> dict:
+    cmd = [sys.executable, __file__, "--child", tool, kind, str(gt), str(dt)]
+    t0 = time.perf_counter()
+    try:
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        return {"error": f"timed out after {timeout:.0f} s"}
+    if proc.returncode != 0:
+        return {"error": proc.stderr.strip().splitlines()[-1] if proc.stderr.strip() else "failed"}
+    line = [ln for ln in proc.stdout.splitlines() if ln.startswith("{")][-1]
+    out = json.loads(line)
+    out["wall_with_startup"] = time.perf_counter() - t0
+    return out
+
+
+def main(out_dir: Path, quick: bool | None = None, num_images: int | None = None) -> dict:
+    if quick is None:
+        quick = os.environ.get("REM_BENCH_QUICK") == "1"
+    n = num_images or (QUICK_IMAGES if quick else FULL_IMAGES)
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    # The data files (~130 MB) stay out of the repository.
+    cache = Path(os.environ.get("REM_BENCH_CACHE", Path(tempfile.gettempdir()) / "rem-bench-eval"))
+    t0 = time.perf_counter()
+    gt, dt = make_data(cache, n)
+    gen_seconds = time.perf_counter() - t0
+    timeout = 3600.0
+    plan = [
+        ("segm", ["rem", "faster-coco-eval", "pycocotools"]),
+        ("bbox", ["rem", "faster-coco-eval", "pycocotools"]),
+        ("boundary", ["rem", "faster-coco-eval"]),
+    ]
+    runs: dict[str, dict[str, dict]] = {}
+    for kind, tools in plan:
+        runs[kind] = {}
+        for tool in tools:
+            res = _run_child(tool, kind, gt, dt, timeout)
+            runs[kind][tool] = res
+            shown = res.get("seconds", res.get("error"))
+            print(f"[bench_eval] {kind:8s} {tool:16s} {shown}", flush=True)
+
+    def ratio(kind: str, peer: str) -> float | None:
+        a, b = runs[kind].get("rem", {}), runs[kind].get(peer, {})
+        if "seconds" in a and "seconds" in b:
+            return round(b["seconds"] / a["seconds"], 2)
+        return None
+
+    def same(kind: str, peer: str) -> bool | None:
+        a, b = runs[kind].get("rem", {}), runs[kind].get(peer, {})
+        if "stats" in a and "stats" in b:
+            return a["stats"] == b["stats"]
+        return None
+
+    ratios = {
+        "segm_vs_faster_coco_eval": ratio("segm", "faster-coco-eval"),
+        "segm_vs_pycocotools": ratio("segm", "pycocotools"),
+        "bbox_vs_faster_coco_eval": ratio("bbox", "faster-coco-eval"),
+        "bbox_vs_pycocotools": ratio("bbox", "pycocotools"),
+        "boundary_vs_faster_coco_eval": ratio("boundary", "faster-coco-eval"),
+    }
+    goals = {
+        "segm_vs_faster_coco_eval": 3.0,
+        "segm_vs_pycocotools": 10.0,
+        "bbox_vs_faster_coco_eval": 3.0,
+        "bbox_vs_pycocotools": 10.0,
+        "boundary_vs_faster_coco_eval": 5.0,
+    }
+    memory_ok = {
+        kind: (
+            runs[kind]["rem"]["peak_rss_mb"] <= runs[kind]["pycocotools"]["peak_rss_mb"]
+            if "peak_rss_mb" in runs[kind].get("rem", {})
+            and "peak_rss_mb" in runs[kind].get("pycocotools", {})
+            else None
+        )
+        for kind in ("segm", "bbox")
+    }
+    result = {
+        "area": "eval",
+        "quick": quick,
+        "data": {
+            "images": n,
+            "gt_file_mb": round(gt.stat().st_size / 2**20, 1),
+            "results_file_mb": round(dt.stat().st_size / 2**20, 1),
+            "generation_seconds": round(gen_seconds, 1),
+        },
+        "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
+        "runs": runs,
+        "ratios": ratios,
+        "goals": goals,
+        "goals_met": {k: (v is not None and v >= goals[k]) for k, v in ratios.items()},
+        "memory_not_above_pycocotools": memory_ok,
+        "stats_equal_pycocotools": {k: same(k, "pycocotools") for k in ("segm", "bbox")},
+        "stats_equal_faster_coco_eval": {k: same(k, "faster-coco-eval") for k in runs},
+    }
+    (out_dir / "eval.json").write_text(json.dumps(result, indent=2))
+    for key, value in ratios.items():
+        print(f"[bench_eval] ratio {key}: {value} (goal {goals[key]})")
+    return result
+
+
+if __name__ == "__main__":
+    if len(sys.argv) > 1 and sys.argv[1] == "--child":
+        child(*sys.argv[2:6])
+        sys.exit(0)
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--out", type=Path, default=Path(__file__).parent.parent / "bench-results")
+    parser.add_argument("--images", type=int, default=None)
+    args = parser.parse_args()
+    main(args.out, quick=args.quick or None, num_images=args.images)
