@@ -42,12 +42,18 @@ def coco_from_dict(dataset: dict) -> COCO:
 def mask_to_boundary(mask: np.ndarray, dilation_ratio: float = 0.02) -> np.ndarray:
     """boundary-iou-api's mask_to_boundary, as eval.md §2.1 describes it."""
     h, w = mask.shape
-    dilation = int(round(dilation_ratio * np.sqrt(h**2 + w**2)))
+    dilation = round(dilation_ratio * np.sqrt(h**2 + w**2))
     dilation = max(dilation, 1)
     padded = cv2.copyMakeBorder(mask, 1, 1, 1, 1, cv2.BORDER_CONSTANT, value=0)
     kernel = np.ones((3, 3), dtype=np.uint8)
     eroded = cv2.erode(padded, kernel, iterations=dilation)[1 : h + 1, 1 : w + 1]
     return mask - eroded
+
+
+def boundary_rle_of(rle: dict, dilation_ratio: float = 0.02) -> dict:
+    """Band RLE of a compressed RLE mask (full-image decode, iterated erosion)."""
+    band = mask_to_boundary(mask_utils.decode(rle), dilation_ratio)
+    return mask_utils.encode(np.asfortranarray(band))
 
 
 def boundary_rle(coco: COCO, ann: dict, dilation_ratio: float) -> dict:
@@ -91,7 +97,7 @@ class BoundaryCOCOeval(COCOeval):
         self.evalImgs = defaultdict(list)
         self.eval = {}
 
-    def computeIoU(self, imgId, catId):  # noqa: N802 (pycocotools' name)
+    def computeIoU(self, imgId, catId):
         p = self.params
         gt = self._gts[imgId, catId]
         dt = self._dts[imgId, catId]
@@ -102,7 +108,9 @@ class BoundaryCOCOeval(COCOeval):
         if len(dt) > p.maxDets[-1]:
             dt = dt[0 : p.maxDets[-1]]
         iscrowd = [int(o["iscrowd"]) for o in gt]
-        segm = mask_utils.iou([d["segmentation"] for d in dt], [g["segmentation"] for g in gt], iscrowd)
+        segm = mask_utils.iou(
+            [d["segmentation"] for d in dt], [g["segmentation"] for g in gt], iscrowd
+        )
         band = mask_utils.iou([d["boundary"] for d in dt], [g["boundary"] for g in gt], iscrowd)
         if len(segm) == 0:
             return np.minimum(segm, band)
@@ -120,7 +128,11 @@ def run_cocoeval(gt: dict, results: list[dict], iou_type: str, setup=None, **kw)
             D = G.loadRes(copy.deepcopy(results))
         else:
             D = COCO()
-            D.dataset = {"images": list(G.dataset["images"]), "annotations": [], "categories": G.dataset["categories"]}
+            D.dataset = {
+                "images": list(G.dataset["images"]),
+                "annotations": [],
+                "categories": G.dataset["categories"],
+            }
             D.createIndex()
         E = BoundaryCOCOeval(G, D, **kw) if iou_type == "boundary" else COCOeval(G, D, iou_type)
         if setup is not None:
@@ -139,7 +151,9 @@ def lvis_available() -> bool:
     return True
 
 
-def run_lvis(gt: dict, results: list[dict], iou_type: str, dilation_ratio: float = 0.02, max_dets=300):
+def run_lvis(
+    gt: dict, results: list[dict], iou_type: str, dilation_ratio: float = 0.02, max_dets=300
+):
     """lvis-api's LVISEval (np.float patched), with a spec re-derived boundary variant."""
     import lvis.eval as lvis_eval
     from lvis import LVIS, LVISEval, LVISResults
@@ -169,7 +183,9 @@ def run_lvis(gt: dict, results: list[dict], iou_type: str, dilation_ratio: float
             idx = np.argsort([-d["score"] for d in dt_], kind="mergesort")
             dt_ = [dt_[i] for i in idx]
             iscrowd = [0] * len(gt_)
-            segm = mask_utils.iou([d["segmentation"] for d in dt_], [g["segmentation"] for g in gt_], iscrowd)
+            segm = mask_utils.iou(
+                [d["segmentation"] for d in dt_], [g["segmentation"] for g in gt_], iscrowd
+            )
             band = mask_utils.iou(
                 [boundary_rle(self.lvis_dt, d, dilation_ratio) for d in dt_],
                 [boundary_rle(self.lvis_gt, g, dilation_ratio) for g in gt_],

@@ -13,6 +13,16 @@ import torch
 import torch.nn.functional as F
 
 
+def to_float64(sam):
+    """``sam`` in float64. segment-anything casts prompt coordinates to float32 before its
+    positional encoding; the patch keeps them in float64 so every op runs in double."""
+    sam = sam.double()
+    layer = sam.prompt_encoder.pe_layer
+    encode = layer._pe_encoding
+    layer._pe_encoding = lambda coords: encode(coords.to(torch.float64))
+    return sam
+
+
 def noisy_boxes(mask: np.ndarray, normals: np.ndarray, clamp: str) -> np.ndarray:
     """(T, 4) XYXY prompts: tight inclusive box of ``mask`` expanded by |N(0, sigma^2)| per side."""
     ys, xs = np.nonzero(mask)
@@ -39,13 +49,19 @@ def refine_instance(
     uniforms: np.ndarray,
     original: tuple[int, int],
     fallback_scope: str = "trial",
+    stats: dict | None = None,
 ) -> np.ndarray:
-    """The (H, W) bool vote of T trials for one instance; ``embedding`` is (1, C, 64, 64)."""
+    """The (H, W) bool vote of T trials for one instance; ``embedding`` is (1, C, 64, 64).
+
+    ``stats``, if given, counts rounds where all / some (not all) trials came out empty.
+    """
     t_count = boxes.shape[0]
     rounds = uniforms.shape[1] + 1
     h2, w2 = source.shape
-    g = torch.from_numpy(source)
-    box_prompt = torch.from_numpy(boxes.astype(np.float32))
+    dtype = next(sam.mask_decoder.parameters()).dtype
+    device = embedding.device
+    g = torch.from_numpy(source).to(device)
+    box_prompt = torch.from_numpy(boxes).to(device, dtype)
     points = [[] for _ in range(t_count)]
     labels = [[] for _ in range(t_count)]
     mask_prompt = None
@@ -53,8 +69,8 @@ def refine_instance(
         point_prompt = None
         if k:
             point_prompt = (
-                torch.tensor(points, dtype=torch.float32),
-                torch.tensor(labels, dtype=torch.long),
+                torch.tensor(points, dtype=dtype, device=device),
+                torch.tensor(labels, dtype=torch.long, device=device),
             )
         sparse, dense = sam.prompt_encoder(points=point_prompt, boxes=box_prompt, masks=mask_prompt)
         low_res, _ = sam.mask_decoder(
@@ -66,18 +82,22 @@ def refine_instance(
         )
         up = F.interpolate(low_res, (1024, 1024), mode="bilinear", align_corners=False)
         out = up[:, 0, :h2, :w2].clone()
+        empty = [not (out[t] > 0).any() for t in range(t_count)]
+        if stats is not None:
+            key = "all_empty" if all(empty) else "some_empty" if any(empty) else "none_empty"
+            stats[key] = stats.get(key, 0) + 1
         if fallback_scope == "instance":
-            if not (out > 0).any():
-                out[:] = g.float()
+            if all(empty):
+                out[:] = g.to(dtype)
         else:
             for t in range(t_count):
-                if not (out[t] > 0).any():
-                    out[t] = g.float()
+                if empty[t]:
+                    out[t] = g.to(dtype)
         mask_prompt = low_res
         if k == rounds - 1:
             break
         for t in range(t_count):
-            error = source ^ (out[t] > 0).numpy()
+            error = source ^ (out[t] > 0).cpu().numpy()
             pool = error if error.any() else source
             flat = np.flatnonzero(pool)
             if flat.size == 0:
@@ -86,8 +106,7 @@ def refine_instance(
                 rank = min(int(np.floor(uniforms[t, k] * flat.size)), flat.size - 1)
                 y, x = divmod(int(flat[rank]), w2)
             points[t].append([x, y])
-            print('plain round', k, t, x, y, int(source[y, x]), 'fb?', not (up[t,0,:h2,:w2] > 0).any().item())
             labels[t].append(int(source[y, x]))
     full = F.interpolate(out[:, None], original, mode="bilinear", align_corners=False)
     votes = (full[:, 0] > 0).sum(0)
-    return (votes * 2 > t_count).numpy()
+    return (votes * 2 > t_count).cpu().numpy()

@@ -106,9 +106,15 @@ def edited(coco30, tmp_path_factory):
             r = coco_mask.encode(np.asfortranarray(grown))
             a = {**a, "segmentation": {"size": r["size"], "counts": r["counts"].decode()}}
         out.append(a)
-    new = {"id": 10**9, "image_id": 139, "category_id": cats["cow"], "iscrowd": 0,
-           "segmentation": [[10, 10, 60, 10, 60, 40, 10, 40]], "area": 1500.0,
-           "bbox": [10, 10, 50, 30]}
+    new = {
+        "id": 10**9,
+        "image_id": 139,
+        "category_id": cats["cow"],
+        "iscrowd": 0,
+        "segmentation": [[10, 10, 60, 10, 60, 40, 10, 40]],
+        "area": 1500.0,
+        "bbox": [10, 10, 50, 30],
+    }
     out.append(new)
     path = tmp_path_factory.mktemp("edited") / "edited.json"
     path.write_text(json.dumps({**d, "annotations": out}))
@@ -154,9 +160,22 @@ def test_compare_cli_draws_panels_and_lists_missing_images(coco30, edited, tmp_p
     out = tmp_path / "cmp"
     result = CliRunner().invoke(
         cli,
-        ["compare", str(coco30 / "instances_val2017_30.json"), str(edited["path"]),
-         "--image-dir", str(images), "--out", str(out), "--html", "--workers", "2",
-         "--name-a", "coco", "--name-b", "edited"],
+        [
+            "compare",
+            str(coco30 / "instances_val2017_30.json"),
+            str(edited["path"]),
+            "--image-dir",
+            str(images),
+            "--out",
+            str(out),
+            "--html",
+            "--workers",
+            "2",
+            "--name-a",
+            "coco",
+            "--name-b",
+            "edited",
+        ],
     )
     assert result.exit_code == 0, result.output
     assert "warning: 28 images missing from" in result.output
@@ -170,8 +189,13 @@ def test_compare_cli_draws_panels_and_lists_missing_images(coco30, edited, tmp_p
 
 
 def test_compare_cli_errors(coco30, edited, tmp_path):
-    args = ["compare", str(coco30 / "instances_val2017_30.json"), str(edited["path"]),
-            "--out", str(tmp_path / "x")]
+    args = [
+        "compare",
+        str(coco30 / "instances_val2017_30.json"),
+        str(edited["path"]),
+        "--out",
+        str(tmp_path / "x"),
+    ]
     result = CliRunner().invoke(cli, [*args, "--html"])
     assert result.exit_code == 2 and "--html needs --image-dir" in result.output
     result = CliRunner().invoke(cli, [*args, "--class-name", "unicorn"])
@@ -196,3 +220,24 @@ def test_difference_view_colours_added_and_removed_pixels():
     assert (view[4, 9] == blended(ADDED, 0.85)).all()  # in B only
     assert (view[4, 4] == 255).all()  # B's outline
     assert (view[0, 0] == view[11, 13]).all()
+
+
+def test_images_that_cannot_be_drawn_are_still_compared(coco30, edited, tmp_path):
+    images = tmp_path / "images"
+    images.mkdir()
+    shutil.copy(coco30 / "val2017" / "000000000139.jpg", images / "000000000139.jpg")
+    (images / "000000005001.jpg").write_bytes(b"\xff\xd8 truncated")
+    a = load_annotation_set(coco30 / "instances_val2017_30.json")
+    b = load_annotation_set(edited["path"])
+    comparison = compare_sets(
+        a, b, image_dir=images, out_dir=tmp_path / "o", image_ids=[139, 5001], workers=1
+    )
+    drawn = {i.image_id: i for i in comparison.images}
+    assert drawn[139].composite == "images/139.jpg" and drawn[139].failure is None
+    assert drawn[5001].composite is None
+    assert drawn[5001].failure == "cannot be decoded as an image"
+    assert len(drawn[5001].changes) == len(a.instances[5001])  # measured all the same
+    summary = comparison.summary()
+    assert summary["images"]["not_drawn"] == [
+        {"image_id": 5001, "reason": "cannot be decoded as an image"}
+    ]

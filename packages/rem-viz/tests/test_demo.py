@@ -21,8 +21,13 @@ def context(synth, out, **extra):
         out_dir=out,
         seed=0,
         console=Console(file=buf, width=300),
-        artifacts={"images": synth.image_dir, "exact": synth.exact, "coarse": synth.coarse,
-                   "predictions": synth.predictions, **extra},
+        artifacts={
+            "images": synth.image_dir,
+            "exact": synth.exact,
+            "coarse": synth.coarse,
+            "predictions": synth.predictions,
+            **extra,
+        },
     )
     return ctx, buf
 
@@ -53,15 +58,25 @@ def test_step_prefers_refined_masks_and_adds_eval_plots(synth, tmp_path):
     shutil.copy(synth.exact, refined)
     precision = np.full((10, 101, 2, 4, 3), -1.0)
     precision[:, :, :, 0, :] = np.linspace(1, 0.2, 101)[None, :, None, None]
-    metrics = IouTypeMetrics(iou_type="segm", stats={"AP": 0.6}, reference_stats=[0.6],
-                             reference_stat_names=["AP"],
-                             arrays=MetricArrays(precision=precision.tolist(), recall=[]))
-    report = EvalReport(ground_truth="exact.json", results="predictions.json", num_images=1,
-                        num_categories=2, num_ground_truth=1, num_detections=1,
-                        metrics={"segm": metrics})
+    metrics = IouTypeMetrics(
+        iou_type="segm",
+        stats={"AP": 0.6},
+        reference_stats=[0.6],
+        reference_stat_names=["AP"],
+        arrays=MetricArrays(precision=precision.tolist(), recall=[]),
+    )
+    report = EvalReport(
+        ground_truth="exact.json",
+        results="predictions.json",
+        num_images=1,
+        num_categories=2,
+        num_ground_truth=1,
+        num_detections=1,
+        metrics={"segm": metrics},
+    )
     report_path = tmp_path / "eval.json"
     report_path.write_text(report.model_dump_json())
-    ctx, buf = context(synth, tmp_path / "demo", refined=refined, eval_report=report_path)
+    ctx, _ = context(synth, tmp_path / "demo", refined=refined, eval_report=report_path)
     step(ctx)
     page = ctx.artifacts["report"]
     data = card_data(page)

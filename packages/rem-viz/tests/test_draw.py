@@ -111,3 +111,11 @@ def test_category_colours_depend_on_the_id_only_and_differ():
     first = np.asarray(colours[:10], float)
     dist = np.sqrt(((first[:, None] - first[None]) ** 2).sum(-1)) + np.eye(10) * 1e9
     assert dist.min() > 60, "the first ten categories should be far apart in RGB"
+
+
+def test_label_anchor_of_a_thin_diagonal_line_is_on_the_line():
+    mask = np.zeros((300, 300), bool)
+    idx = np.arange(10, 290)
+    mask[idx, idx + 1] = True  # one pixel wide, off the sampling grid: needs the fallback
+    x, y = label_anchor(crop_of(mask))
+    assert mask[y, x]

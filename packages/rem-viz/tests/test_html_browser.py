@@ -10,10 +10,10 @@ from pathlib import Path
 
 import cv2
 import pytest
+from viz_browser import Chromium, find_chromium
 
 from rem_core.io import read_json
 from rem_viz import compare_sets, comparison_report, load_annotation_set
-from viz_browser import Chromium, find_chromium
 
 HOSTILE = '<script>window.__pwned=1</script><img src=x onerror="window.__pwned=2">&amp;'
 CHROMIUM = find_chromium()

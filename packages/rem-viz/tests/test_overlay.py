@@ -109,8 +109,12 @@ def test_detections_below_the_score_threshold_are_not_drawn(coco30, coco_api, tm
 
     anns = coco_api.imgToAnns[139][:4]
     dets = [
-        {"image_id": 139, "category_id": a["category_id"], "segmentation": coco_api.annToRLE(a),
-         "score": s}
+        {
+            "image_id": 139,
+            "category_id": a["category_id"],
+            "segmentation": coco_api.annToRLE(a),
+            "score": s,
+        }
         for a, s in zip(anns, (0.9, 0.2, 0.7, 0.1))
     ]
     for d in dets:
@@ -129,8 +133,12 @@ def test_detections_below_the_score_threshold_are_not_drawn(coco30, coco_api, tm
 
 def test_unreadable_segmentation_raises_a_rem_error():
     image = np.zeros((10, 10, 3), np.uint8)
-    bad = {"id": 4, "image_id": 1, "category_id": 1,
-           "segmentation": {"size": [20, 20], "counts": [400]}}
+    bad = {
+        "id": 4,
+        "image_id": 1,
+        "category_id": 1,
+        "segmentation": {"size": [20, 20], "counts": [400]},
+    }
     with pytest.raises(RemError, match="annotation 4: RLE size"):
         overlay(image, [bad])
 

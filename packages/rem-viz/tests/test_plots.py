@@ -33,8 +33,20 @@ from rem_viz import (
 )
 from rem_viz.eval_reports import ap_by_threshold, load_reports
 
-STAT_NAMES = ["AP", "AP50", "AP75", "APs", "APm", "APl", "AR1", "AR10", "AR100", "ARs", "ARm",
-              "ARl"]
+STAT_NAMES = [
+    "AP",
+    "AP50",
+    "AP75",
+    "APs",
+    "APm",
+    "APl",
+    "AR1",
+    "AR10",
+    "AR100",
+    "ARs",
+    "ARm",
+    "ARl",
+]
 
 
 def evaluate(gt_path, grow: int, seed: int):
@@ -54,8 +66,14 @@ def evaluate(gt_path, grow: int, seed: int):
             continue
         rle = coco_mask.encode(np.asfortranarray(m))
         rle["counts"] = rle["counts"].decode()
-        dets.append({"image_id": ann["image_id"], "category_id": ann["category_id"],
-                     "segmentation": rle, "score": float(rng.random())})
+        dets.append(
+            {
+                "image_id": ann["image_id"],
+                "category_id": ann["category_id"],
+                "segmentation": rle,
+                "score": float(rng.random()),
+            }
+        )
     with quiet:
         ev = COCOeval(gt, gt.loadRes(dets), "segm")
         ev.evaluate()
@@ -104,7 +122,7 @@ def test_pr_curves_plot_the_category_mean_of_cocoeval_precision(evals, tmp_path)
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     svg = save_figure(fig, tmp_path / "pr.svg")
     assert ET.parse(svg).getroot().tag.endswith("svg")
-    with pytest.raises(ValueError, match=".png or .svg"):
+    with pytest.raises(ValueError, match=r"\.png or \.svg"):
         save_figure(fig, tmp_path / "pr.gif")
 
 
@@ -127,21 +145,36 @@ def _report(gt_name, ev, gt, with_arrays=True):
     per_cat = []
     for k, cid in enumerate(ev.params.catIds):
         s = ev.eval["precision"][:, :, k, 0, -1]
-        per_cat.append(CategoryMetrics(id=cid, name=names[cid],
-                                       ap=float(s[s > -1].mean()) if (s > -1).any() else None,
-                                       num_gt=0, num_det=0))
+        per_cat.append(
+            CategoryMetrics(
+                id=cid,
+                name=names[cid],
+                ap=float(s[s > -1].mean()) if (s > -1).any() else None,
+                num_gt=0,
+                num_det=0,
+            )
+        )
     metrics = IouTypeMetrics(
         iou_type="segm",
         stats={n: (None if v < 0 else float(v)) for n, v in zip(STAT_NAMES, ev.stats)},
         reference_stats=[float(v) for v in ev.stats],
         reference_stat_names=STAT_NAMES,
         per_category=per_cat,
-        arrays=MetricArrays(precision=ev.eval["precision"].tolist(),
-                            recall=ev.eval["recall"].tolist()) if with_arrays else None,
+        arrays=MetricArrays(
+            precision=ev.eval["precision"].tolist(), recall=ev.eval["recall"].tolist()
+        )
+        if with_arrays
+        else None,
     )
-    return EvalReport(ground_truth=gt_name, results="dets.json", num_images=30,
-                      num_categories=80, num_ground_truth=1, num_detections=1,
-                      metrics={"segm": metrics})
+    return EvalReport(
+        ground_truth=gt_name,
+        results="dets.json",
+        num_images=30,
+        num_categories=80,
+        num_ground_truth=1,
+        num_detections=1,
+        metrics={"segm": metrics},
+    )
 
 
 def test_reports_plot_through_the_cli(evals, tmp_path):
@@ -157,8 +190,12 @@ def test_reports_plot_through_the_cli(evals, tmp_path):
     result = CliRunner().invoke(cli, ["plot", str(path), "--out", str(out), "--format", "svg"])
     assert result.exit_code == 0, result.output
     names = sorted(p.name for p in out.iterdir())
-    assert names == ["ap_thresholds_segm.svg", "category_ap_segm.svg", "pr_coco_rem_segm.svg",
-                     "pr_coco_segm.svg"]
+    assert names == [
+        "ap_thresholds_segm.svg",
+        "category_ap_segm.svg",
+        "pr_coco_rem_segm.svg",
+        "pr_coco_segm.svg",
+    ]
     assert f"segm: AP at IoU threshold: {out / 'ap_thresholds_segm.svg'}" in result.output
     # The plotted AP at .50 and .75 are COCOeval's AP50 and AP75 of each ground truth.
     root = ET.parse(out / "ap_thresholds_segm.svg").getroot()
@@ -184,4 +221,6 @@ def test_bad_report_is_a_user_error(tmp_path):
     path.write_text(json.dumps({"ground_truth": "x"}))
     result = CliRunner().invoke(cli, ["plot", str(path), "--out", str(tmp_path / "o")])
     assert result.exit_code == 2
-    assert result.output.startswith(f"error: {path}: ") and "not an evaluation report" in result.output
+    assert (
+        result.output.startswith(f"error: {path}: ") and "not an evaluation report" in result.output
+    )

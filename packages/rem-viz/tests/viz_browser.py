@@ -9,6 +9,7 @@ browser download.
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import os
 import select
@@ -88,7 +89,9 @@ class Chromium:
         self.session: str | None = None
         target = self.call("Target.createTarget", {"url": "about:blank"}, session=False)
         attached = self.call(
-            "Target.attachToTarget", {"targetId": target["targetId"], "flatten": True}, session=False
+            "Target.attachToTarget",
+            {"targetId": target["targetId"], "flatten": True},
+            session=False,
         )
         self.session = attached["sessionId"]
         self.call("Page.enable")
@@ -182,20 +185,16 @@ class Chromium:
         return path
 
     def close(self) -> None:
-        try:
+        with contextlib.suppress(BrowserError, OSError):
             self.call("Browser.close", session=False)
-        except (BrowserError, OSError):
-            pass
         try:
             self._proc.wait(timeout=10)
         except subprocess.TimeoutExpired:
             self._proc.kill()
             self._proc.wait()
         for fd in (self._to_child, self._from_child):
-            try:
+            with contextlib.suppress(OSError):
                 os.close(fd)
-            except OSError:
-                pass
         shutil.rmtree(self._profile, ignore_errors=True)
 
     def __enter__(self) -> Chromium:

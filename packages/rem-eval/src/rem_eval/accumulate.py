@@ -2,17 +2,19 @@
 
 Per (category k, area a, maxDets m) the reference concatenates, image by image, each group's
 first m detections, stable-sorts them by score, and turns cumulative TP / FP counts into the
-interpolated precision at each recall threshold (eval.md §1.6). Here one lexsort orders every
+interpolated precision at each recall threshold (eval.md §1.6). Here one sort orders every
 detection by (category, -score, image, rank) — the same order, since ties keep the
-concatenation order — and each (k, m) slice is a filtered view of it, with the area ranges and
-IoU thresholds handled together as rows.
+concatenation order — and each (k, m) block is a slice or a filter of it.
 
-The arithmetic is the reference's: integer cumulative sums turned into float64,
-``rc = tp / npig``, ``pr = tp / (fp + tp + eps)``, a suffix maximum, and the first index with
-``rc >= r`` (0 precision when there is none). That index is found on the integer counts: since
-``j / npig`` is monotone in j, ``rc[i] >= r`` exactly when ``tp[i] >= J(r)`` with J(r) the
-smallest j whose float quotient reaches r, which lets one searchsorted serve all rows. The
-arrays come out bit-equal to the reference's.
+Within a block only true positives need visiting. The precision envelope (running maximum from
+the right) peaks at true positives: after each TP the precision only falls until the next one.
+And the first index where recall reaches a threshold r is the J(r)-th TP, with J(r) the smallest
+count j whose float quotient j / npig reaches r (the quotient is monotone in j). So per
+(area, threshold) row the work is: the TPs, the false positives counted before each (detections
+without any candidate match are FP exactly when their area is in range, so they need one
+running count per area range, not per threshold), ``pr = j / (fp + j + eps)`` computed with the
+reference's float64 operations, a suffix maximum over the TPs, and lookups. The arrays come out
+bit-equal to the reference's.
 """
 
 from __future__ import annotations
@@ -42,9 +44,29 @@ def _first_reaching(npig: int, rec_thrs: np.ndarray) -> np.ndarray:
     return np.searchsorted(quotients, rec_thrs, side="left")
 
 
+def accumulation_order(
+    d_k: np.ndarray, d_score: np.ndarray, d_imgpos: np.ndarray, d_rank: np.ndarray
+) -> np.ndarray:
+    """Detections sorted by (k, -score, image, rank): the reference's per-category order."""
+    return np.lexsort((d_rank, d_imgpos, -d_score, d_k))
+
+
+def _suffix_max_by_row(values: np.ndarray, row: np.ndarray, num_rows: int) -> np.ndarray:
+    """Running maximum from the right within each row of events sorted by (row, position)."""
+    if values.size == 0:
+        return values
+    uniq, rank = np.unique(values, return_inverse=True)
+    # Later rows get larger keys when walking backwards, so each row starts afresh.
+    key = (num_rows - 1 - row).astype(np.int64) * uniq.size + rank
+    run = np.maximum.accumulate(key[::-1])[::-1]
+    return uniq[run - (num_rows - 1 - row).astype(np.int64) * uniq.size]
+
+
 def accumulate(
-    tp: np.ndarray,
-    fp: np.ndarray,
+    cand: np.ndarray,
+    cand_tp: np.ndarray,
+    cand_fp: np.ndarray,
+    in_range: np.ndarray,
     d_k: np.ndarray,
     d_score: np.ndarray,
     d_imgpos: np.ndarray,
@@ -55,10 +77,13 @@ def accumulate(
 ) -> Accumulated:
     """Accumulate per-detection outcomes.
 
-    ``tp``/``fp``: (D, A, T) booleans; ``npig``: (K, A) non-ignored GT counts. ``max_dets``
-    None means no per-group cut (LVIS).
+    ``cand``: (D,) column of each detection in ``cand_tp`` / ``cand_fp`` (A, T, C), or -1 for a
+    detection without candidate pairs (then it is FP where ``in_range`` (A, D) holds and
+    ignored elsewhere). ``npig``: (K, A) non-ignored GT counts. ``max_dets`` None means no
+    per-group cut (LVIS).
     """
-    D, A, T = tp.shape
+    A, T, _ = cand_tp.shape
+    D = d_k.size
     K = npig.shape[0]
     R = rec_thrs.size
     m_list = [None] if max_dets is None else list(max_dets)
@@ -66,9 +91,12 @@ def accumulate(
     precision = -np.ones((T, R, K, A, M))
     recall = -np.ones((T, K, A, M))
     scores = -np.ones((T, R, K, A, M))
-    order = np.lexsort((d_rank, d_imgpos, -d_score, d_k))
-    k_sorted = d_k[order]
-    k_edges = np.searchsorted(k_sorted, np.arange(K + 1), side="left")
+    order = accumulation_order(d_k, d_score, d_imgpos, d_rank)
+    k_edges = np.searchsorted(d_k[order], np.arange(K + 1), side="left")
+    rank_o = d_rank[order]
+    score_o = d_score[order]
+    cand_o = cand[order]
+    plain_fp_o = in_range[:, order] & (cand_o < 0)[None, :]  # (A, D)
     jr_cache: dict[int, np.ndarray] = {}
     for k in range(K):
         areas = np.flatnonzero(npig[k] > 0)
@@ -78,38 +106,51 @@ def accumulate(
             n = int(npig[k, a])
             if n not in jr_cache:
                 jr_cache[n] = _first_reaching(n, rec_thrs)
-        jr = np.stack([jr_cache[int(npig[k, a])] for a in areas.tolist()])  # (A', R)
-        sl = order[k_edges[k] : k_edges[k + 1]]
-        ranks = d_rank[sl]
+        rows = areas.size * T
+        # J per (area, threshold) row and recall threshold.
+        jr = np.repeat(np.stack([jr_cache[int(npig[k, a])] for a in areas.tolist()]), T, axis=0)
+        npig_rows = np.repeat(npig[k, areas].astype(float), T)
+        e0, e1 = int(k_edges[k]), int(k_edges[k + 1])
+        ranks = rank_o[e0:e1]
         for mi, m in enumerate(m_list):
-            sel = sl if m is None else sl[ranks < m]
-            nd = sel.size
-            rows = areas.size * T
+            if m is None or (ranks.size and int(ranks.max()) < m):
+                keep: slice | np.ndarray = slice(e0, e1)
+            else:
+                keep = np.flatnonzero(ranks < m) + e0
+            sc = score_o[keep]
+            nd = sc.size
             if nd == 0:
                 recall[:, k, areas, mi] = 0
                 precision[:, :, k, areas, mi] = 0
                 scores[:, :, k, areas, mi] = 0
                 continue
-            # (A', T, nd) -> rows of cumulative counts, row = (area, threshold).
-            tp_cum = np.cumsum(tp[sel][:, areas, :].transpose(1, 2, 0), axis=2).reshape(rows, nd)
-            fp_cum = np.cumsum(fp[sel][:, areas, :].transpose(1, 2, 0), axis=2).reshape(rows, nd)
-            tp_f = tp_cum.astype(float)
-            npig_rows = np.repeat(npig[k, areas].astype(float), T)
-            recall[:, k, areas, mi] = (tp_f[:, -1] / npig_rows).reshape(areas.size, T).T
-            pr = tp_f / (fp_cum.astype(float) + tp_f + _EPS)
-            pr = np.maximum.accumulate(pr[:, ::-1], axis=1)[:, ::-1]
-            # First index with rc >= r, for every row at once (integer keys, offset per row).
-            # J beyond nd + 1 means unreachable; clipping keeps each query inside its row.
-            queries = np.minimum(np.repeat(jr, T, axis=0), nd + 1)  # (rows, R)
-            offset = (np.arange(rows) * (nd + 2))[:, None]
-            flat = (tp_cum + offset).ravel()
-            inds = np.searchsorted(flat, (queries + offset).ravel(), side="left").reshape(rows, R)
-            inds -= (np.arange(rows) * nd)[:, None]
-            # The reference fills until the first index past the end, then stops.
-            ok = np.logical_and.accumulate(inds < nd, axis=1)
-            safe = np.where(ok, inds, 0)
-            q = np.where(ok, np.take_along_axis(pr, safe, axis=1), 0.0)
-            ss = np.where(ok, d_score[sel][safe], 0.0)
+            cols = cand_o[keep]
+            cpos = np.flatnonzero(cols >= 0)  # block positions of candidate detections
+            ccol = cols[cpos]
+            tpc = cand_tp[areas][:, :, ccol].reshape(rows, cpos.size)
+            fpc_cum = np.cumsum(
+                cand_fp[areas][:, :, ccol].reshape(rows, cpos.size), axis=1, dtype=np.int64
+            )
+            plain_cum = np.cumsum(plain_fp_o[areas][:, keep], axis=1, dtype=np.int64)  # (A', nd)
+            ev_row, ev_c = np.nonzero(tpc)  # TPs, sorted by (row, position)
+            ntp = np.bincount(ev_row, minlength=rows)
+            tstart = np.cumsum(ntp) - ntp
+            j = (np.arange(ev_row.size) - tstart[ev_row] + 1).astype(float)
+            ev_pos = cpos[ev_c]
+            fp_before = plain_cum[ev_row // T, ev_pos] + fpc_cum[ev_row, ev_c]
+            pr = j / (fp_before.astype(float) + j + _EPS)
+            env = _suffix_max_by_row(pr, ev_row, rows)
+            recall[:, k, areas, mi] = (ntp / npig_rows).reshape(areas.size, T).T
+            # Index of the J-th TP (J >= 1); J = 0 means index 0 (max over all TPs).
+            valid = (jr == 0) | (jr <= ntp[:, None])
+            ok = np.logical_and.accumulate(valid, axis=1)
+            ev_idx = tstart[:, None] + np.maximum(jr - 1, 0)
+            has_tp = ok & (ntp[:, None] > 0)
+            safe = np.where(has_tp, ev_idx, 0)
+            q = np.where(has_tp, env[safe] if env.size else 0.0, 0.0)
+            at = np.where(jr == 0, 0, ev_pos[safe] if ev_pos.size else 0)
+            ss = np.where(ok, sc[np.where(ok, at, 0)], 0.0)
             precision[:, :, k, areas, mi] = q.reshape(areas.size, T, R).transpose(1, 2, 0)
             scores[:, :, k, areas, mi] = ss.reshape(areas.size, T, R).transpose(1, 2, 0)
+    del D
     return Accumulated(precision, recall, scores)

@@ -9,8 +9,8 @@ detection of an unknown category into an error instead of silently skipping it.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -24,7 +24,7 @@ from rem_core.schemas.eval_report import (
     MetricArrays,
 )
 from rem_eval.engine import KindResult, ProtocolResult, run_protocol
-from rem_eval.parallel import default_workers
+from rem_eval.parallel import default_workers, gc_paused
 from rem_eval.params import IOU_TYPES, LVIS_MAX_DETS, EvalParams
 from rem_eval.summary import (
     COCO_STAT_NAMES,
@@ -37,9 +37,11 @@ from rem_eval.summary import (
 from rem_eval.tables import (
     GroundTruth,
     build_detections,
+    detections_from_loaded,
     load_ground_truth,
     read_results,
 )
+from rem_eval.timing import phase
 
 try:
     from importlib.metadata import version as _version
@@ -116,7 +118,9 @@ def _metrics(
                     ap75=pc["ap75"][k],
                     num_gt=int(kr.npig[k, a_all]),
                     num_det=int(kr.num_det_per_k[k]),
-                    frequency=gt.cat_frequency[ci] if gt.cat_frequency[ci] in ("r", "c", "f") else None,
+                    frequency=gt.cat_frequency[ci]
+                    if gt.cat_frequency[ci] in ("r", "c", "f")
+                    else None,
                 )
             )
     params = p.to_dict()
@@ -147,79 +151,142 @@ def _metrics(
     return m
 
 
-def _evaluate_loaded(
+@dataclass
+class EvalOptions:
+    """How to evaluate, beyond the IoU types: protocol, parameter overrides and switches."""
+
+    lvis: bool = False
+    params: EvalParams | None = None
+    overrides: dict[str, Any] = field(default_factory=dict)
+    mask_areas: bool = False
+    gt_ignore: str | None = None
+    strict_categories: bool = True
+    workers: int = 1
+    arrays: bool = False
+    per_category: bool = True
+
+
+def _ignore_rule(kind: str, opts: EvalOptions) -> str:
+    if opts.gt_ignore is not None:
+        return opts.gt_ignore
+    if opts.lvis:
+        return "ignore"
+    return "ignore_or_iscrowd" if kind == "boundary" else "iscrowd"
+
+
+def evaluate_tables(
     gt: GroundTruth,
     raw: list[dict],
-    rname: str,
-    rpath: Any,
     kinds: list[str],
+    opts: EvalOptions,
     *,
-    lvis: bool,
-    params: EvalParams | None,
-    overrides: dict[str, Any],
-    mask_areas: bool,
-    gt_ignore: str | None,
-    strict_categories: bool,
-    workers: int,
-    arrays: bool,
-    per_category: bool,
+    results_name: str = "<in-memory>",
+    results_path: Any = None,
+    loaded: bool = False,
 ) -> tuple[EvalReport, dict[str, KindResult]]:
-    t0 = time.perf_counter()
+    """Evaluate loaded inputs; also returns the per-type internals (for the COCOeval class).
+
+    ``loaded``: ``raw`` holds records already processed by a ``loadRes`` (ids, areas, boxes
+    taken as they are) rather than a results file's detections.
+    """
     warnings = list(gt.warnings)
     # Box evaluation always keeps result boxes; mask evaluation drops them with mask_areas.
     variants: dict[bool, list[str]] = {}
     for k in kinds:
-        variants.setdefault(mask_areas and k != "bbox", []).append(k)
+        variants.setdefault(opts.mask_areas and k != "bbox", []).append(k)
     kind_results: dict[str, KindResult] = {}
-    metrics: dict[str, IouTypeMetrics] = {}
     for drop, vkinds in variants.items():
-        dets = build_detections(
-            raw,
-            gt,
-            source=rname,
-            path=rpath,
-            protocol="lvis" if lvis else "coco",
-            drop_bbox=drop,
-            strict_categories=strict_categories,
-            need_segm=any(k != "bbox" for k in vkinds),
-        )
-        for w in dets.warnings:
-            if w not in warnings:
-                warnings.append(w)
-        pbk = {k: make_params(k, lvis=lvis, base=params, **overrides) for k in vkinds}
-        rule = {}
-        for k in vkinds:
-            if gt_ignore is not None:
-                rule[k] = gt_ignore
-            elif lvis:
-                rule[k] = "ignore"
-            else:
-                rule[k] = "ignore_or_iscrowd" if k == "boundary" else "iscrowd"
-        res: ProtocolResult = run_protocol(gt, dets, pbk, ignore_rule=rule, workers=workers)
+        with phase("detections table"):
+            dets = (
+                detections_from_loaded(raw, gt)
+                if loaded
+                else build_detections(
+                    raw,
+                    gt,
+                    source=results_name,
+                    path=results_path,
+                    protocol="lvis" if opts.lvis else "coco",
+                    drop_bbox=drop,
+                    strict_categories=opts.strict_categories,
+                    need_segm=any(k != "bbox" for k in vkinds),
+                )
+            )
+        warnings.extend(w for w in dets.warnings if w not in warnings)
+        pbk = {
+            k: make_params(k, lvis=opts.lvis, base=opts.params, **opts.overrides) for k in vkinds
+        }
+        rules = {k: _ignore_rule(k, opts) for k in vkinds}
+        res: ProtocolResult = run_protocol(gt, dets, pbk, ignore_rule=rules, workers=opts.workers)
         warnings.extend(w for w in res.warnings if w not in warnings)
         kind_results.update(res.kinds)
-    for k in kinds:
-        metrics[k] = _metrics(kind_results[k], gt, arrays, per_category)
-    any_kr = kind_results[kinds[0]]
+    metrics = {k: _metrics(kind_results[k], gt, opts.arrays, opts.per_category) for k in kinds}
+    first = kind_results[kinds[0]]
     report = EvalReport(
         ground_truth=gt.source,
-        results=rname,
-        num_images=int(any_kr.groups.eval_img_ids.size),
-        num_categories=int(gt.cat_ids.size),
-        num_ground_truth=int(any_kr.groups.g_idx.size),
+        results=results_name,
+        num_images=int(first.groups.eval_img_ids.size),
+        num_categories=int(first.groups.eval_cat_ids.size),
+        num_ground_truth=int(first.groups.g_idx.size),
         num_detections=len(raw),
         metrics=metrics,
         warnings=warnings,
         created_by=_CREATED_BY,
     )
-    _ = time.perf_counter() - t0
     return report, kind_results
+
+
+def _options(
+    *,
+    lvis: bool,
+    params: EvalParams | None,
+    iou_thrs: Any,
+    rec_thrs: Any,
+    max_dets: Any,
+    area_rng: Any,
+    area_rng_lbl: Any,
+    use_cats: bool | None,
+    img_ids: Any,
+    cat_ids: Any,
+    dilation_ratio: float | None,
+    mask_areas: bool,
+    gt_ignore: str | None,
+    strict_categories: bool,
+    workers: int | None,
+    arrays: bool,
+    per_category: bool,
+) -> EvalOptions:
+    if isinstance(max_dets, int):
+        max_dets = [max_dets]
+    if gt_ignore not in (None, "iscrowd", "ignore_or_iscrowd", "ignore"):
+        raise RemError(f"gt_ignore must be iscrowd, ignore_or_iscrowd or ignore, got {gt_ignore!r}")
+    overrides = {
+        "iou_thrs": None if iou_thrs is None else np.asarray(iou_thrs, dtype=np.float64),
+        "rec_thrs": None if rec_thrs is None else np.asarray(rec_thrs, dtype=np.float64),
+        "max_dets": None if max_dets is None else list(max_dets),
+        "area_rng": None if area_rng is None else [list(r) for r in area_rng],
+        "area_rng_lbl": None if area_rng_lbl is None else list(area_rng_lbl),
+        "use_cats": use_cats,
+        "img_ids": None if img_ids is None else list(img_ids),
+        "cat_ids": None if cat_ids is None else list(cat_ids),
+        "dilation_ratio": dilation_ratio,
+    }
+    return EvalOptions(
+        lvis=lvis,
+        params=params,
+        overrides={k: v for k, v in overrides.items() if v is not None},
+        mask_areas=mask_areas,
+        gt_ignore=gt_ignore,
+        strict_categories=strict_categories,
+        workers=default_workers() if workers is None else max(1, int(workers)),
+        arrays=arrays,
+        per_category=per_category,
+    )
 
 
 def evaluate(
     gt: Any,
     results: Any,
-    iou_types: str | Sequence[str] = ("segm",),
+    iou_types: str | Sequence[str] | None = ("segm",),
     *,
     lvis: bool = False,
     params: EvalParams | None = None,
@@ -242,43 +309,39 @@ def evaluate(
     """Evaluate ``results`` against ``gt`` for each IoU type ("segm", "bbox", "boundary").
 
     ``gt``: a path, dataset name, COCO dict, CocoFile or pycocotools-style COCO object.
+    ``iou_types`` None picks segm when the results carry masks, else bbox.
     ``results``: a path or a list of detection dicts (COCO results format). Parameters default
-    to COCOeval's (LVISEval's with ``lvis=True``); any given here override them. ``arrays``
-    puts the precision / recall / scores arrays into the JSON form of the report as well (they
-    are always available as NumPy arrays through ``report.metrics[t].array(name)``).
+    to COCOeval's (LVISEval's with ``lvis=True``); any given here override them (``params``
+    gives a whole :class:`EvalParams` as the base). ``mask_areas`` drops result boxes for
+    mask evaluation (the COCO-ReM evaluator's convention). ``gt_ignore`` overrides the GT
+    ignore rule ("iscrowd": pycocotools, "ignore_or_iscrowd": boundary-iou-api, "ignore":
+    lvis-api). ``arrays`` also puts the precision / recall / scores arrays into the JSON form
+    (in memory they are always at ``report.metrics[t].array(name)``).
     """
-    kinds = _iou_types(iou_types)
-    gt_table = load_ground_truth(gt)
-    raw, rname, rpath = read_results(results)
-    if isinstance(max_dets, int):
-        max_dets = [max_dets]
-    overrides = {
-        "iou_thrs": None if iou_thrs is None else np.asarray(iou_thrs, dtype=np.float64),
-        "rec_thrs": None if rec_thrs is None else np.asarray(rec_thrs, dtype=np.float64),
-        "max_dets": None if max_dets is None else list(max_dets),
-        "area_rng": None if area_rng is None else [list(r) for r in area_rng],
-        "area_rng_lbl": None if area_rng_lbl is None else list(area_rng_lbl),
-        "use_cats": use_cats,
-        "img_ids": None if img_ids is None else list(img_ids),
-        "cat_ids": None if cat_ids is None else list(cat_ids),
-        "dilation_ratio": dilation_ratio,
-    }
-    report, _ = _evaluate_loaded(
-        gt_table,
-        raw,
-        rname,
-        rpath,
-        kinds,
-        lvis=lvis,
-        params=params,
-        overrides=overrides,
-        mask_areas=mask_areas,
-        gt_ignore=gt_ignore,
-        strict_categories=strict_categories,
-        workers=default_workers() if workers is None else workers,
-        arrays=arrays,
-        per_category=per_category,
-    )
+    kinds = None if iou_types is None else _iou_types(iou_types)
+    opts = _options(
+        lvis=lvis, params=params, iou_thrs=iou_thrs, rec_thrs=rec_thrs, max_dets=max_dets,
+        area_rng=area_rng, area_rng_lbl=area_rng_lbl, use_cats=use_cats, img_ids=img_ids,
+        cat_ids=cat_ids, dilation_ratio=dilation_ratio, mask_areas=mask_areas,
+        gt_ignore=gt_ignore, strict_categories=strict_categories, workers=workers,
+        arrays=arrays, per_category=per_category,
+    )  # fmt: skip
+    with gc_paused():
+        with phase("load ground truth"):
+            gt_table = load_ground_truth(gt)
+        with phase("load results"):
+            raw, rname, rpath = read_results(results)
+        if kinds is None:
+            # segm when the results carry masks, else bbox (judged, like loadRes, by the first).
+            first = raw[0] if raw else {}
+            kinds = (
+                ["bbox"]
+                if isinstance(first, dict) and "segmentation" not in first and first
+                else ["segm"]
+            )
+        report, _ = evaluate_tables(
+            gt_table, raw, kinds, opts, results_name=rname, results_path=rpath
+        )
     return report
 
 
@@ -290,15 +353,25 @@ def evaluate_many(
 ) -> EvalComparison:
     """Evaluate one results file against several ground truths (e.g. COCO-2017 and COCO-ReM).
 
-    The results are read once; keyword arguments are those of :func:`evaluate`.
+    The results file is read once; keyword arguments are those of :func:`evaluate`.
     """
     if not gts:
         raise RemError("give at least one ground truth")
-    raw, rname, rpath = read_results(results)
-    reports = [evaluate(gt, raw, iou_types, **kwargs) for gt in gts]
-    for r in reports:
-        r.results = rname
+    with gc_paused():
+        raw, rname, _ = read_results(results)
+    reports = []
+    for gt in gts:
+        report = evaluate(gt, raw, iou_types, **kwargs)
+        report.results = rname
+        reports.append(report)
     return EvalComparison(results=rname, reports=reports)
 
 
-__all__ = ["LVIS_MAX_DETS", "evaluate", "evaluate_many", "make_params"]
+__all__ = [
+    "LVIS_MAX_DETS",
+    "EvalOptions",
+    "evaluate",
+    "evaluate_many",
+    "evaluate_tables",
+    "make_params",
+]

@@ -26,7 +26,7 @@ from rem_core.errors import RemError
 
 def dilation_width(height: int, width: int, ratio: float = 0.02) -> int:
     """d = max(1, round(ratio * image diagonal)), Python rounding (half to even): 500x375 -> 12."""
-    return max(1, int(round(ratio * math.sqrt(height**2 + width**2))))
+    return max(1, round(ratio * math.sqrt(height**2 + width**2)))
 
 
 def string_to_counts(counts: str | bytes) -> np.ndarray:
@@ -119,11 +119,15 @@ def crop_of_runs(runs: np.ndarray, height: int) -> Crop:
         lstart = (x_first - x0) * bh + (y_first - y0)
     bw = x1 - x0 + 1
     n = bw * bh
-    delta = np.zeros(n + 1, dtype=np.int8)
-    delta[lstart] = 1
-    delta[lstart + fg_len] -= 1
-    flat = np.cumsum(delta[:-1], dtype=np.int8).view(np.uint8)
-    return Crop(flat.reshape(bw, bh), x0, y0)
+    # Alternate zero / one runs in the crop's own column-major index: one np.repeat.
+    lens = np.empty(2 * lstart.size + 1, dtype=np.int64)
+    lens[0] = lstart[0]
+    lens[1::2] = fg_len
+    lens[2:-1:2] = lstart[1:] - (lstart[:-1] + fg_len[:-1])
+    lens[-1] = n - (lstart[-1] + fg_len[-1])
+    values = np.zeros(lens.size, dtype=np.uint8)
+    values[1::2] = 1
+    return Crop(np.repeat(values, lens).reshape(bw, bh), x0, y0)
 
 
 @lru_cache(maxsize=32)

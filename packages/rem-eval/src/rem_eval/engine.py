@@ -7,6 +7,7 @@ IoU types that share the same detections, computing the mask IoUs once for ``seg
 
 from __future__ import annotations
 
+import itertools
 import time
 from dataclasses import dataclass, field
 
@@ -22,6 +23,7 @@ from rem_eval.pairs import PairJob, PairSet, compute_pairs
 from rem_eval.parallel import run_tasks
 from rem_eval.params import EvalParams
 from rem_eval.tables import Detections, GroundTruth
+from rem_eval.timing import phase
 
 
 @dataclass
@@ -39,6 +41,7 @@ class KindResult:
     acc: Accumulated
     num_det_per_k: np.ndarray
     seconds: float
+    dets: Detections
 
 
 @dataclass
@@ -70,7 +73,9 @@ def _det_areas_task(state: tuple, i0: int, i1: int) -> tuple[np.ndarray, np.ndar
             try:
                 rle, _ = to_coco_rle(segm, int(gt.heights[img]), int(gt.widths[img]))
             except RemError as exc:
-                raise RemError(exc.detail, path=dets.source, where=f"[{dets.where[i]}].segmentation") from None
+                raise RemError(
+                    exc.detail, path=dets.source, where=f"[{dets.where[i]}].segmentation"
+                ) from None
             rles.append(rle)
     if not rles:
         return np.zeros(0), np.zeros((0, 4))
@@ -87,7 +92,7 @@ def fill_mask_areas(dets: Detections, gt: GroundTruth, workers: int) -> None:
         return
     n_chunks = 1 if n < 20_000 or workers <= 1 else workers * 4
     edges = np.linspace(0, n, n_chunks + 1).astype(int)
-    tasks = [(int(a), int(b)) for a, b in zip(edges[:-1], edges[1:]) if b > a]
+    tasks = [(int(a), int(b)) for a, b in itertools.pairwise(edges) if b > a]
     out = run_tasks(_det_areas_task, (dets, gt), tasks, workers if n_chunks > 1 else 1)
     dets.area = np.concatenate([a for a, _ in out])
     boxes = np.concatenate([b for _, b in out])
@@ -165,12 +170,11 @@ def run_protocol(
     elif dets.branch == "segm" and need_box and np.isnan(dets.bbox).any():
         # Boxes of mask results are the mask boxes; the areas come with them.
         fill_mask_areas(dets, gt, workers)
-    groups = make_groups(gt, dets, p0)
+    with phase("group"):
+        groups = make_groups(gt, dets, p0)
     img_hw = _img_hw(gt, groups.eval_img_ids)
     tmin = min(float(np.min(np.minimum(p.iou_thrs, 1 - 1e-10))) for p in params_by_kind.values())
-    gt_crowd = (
-        np.zeros(groups.g_idx.size, bool) if lvis else gt.iscrowd[groups.g_idx].astype(bool)
-    )
+    gt_crowd = np.zeros(groups.g_idx.size, bool) if lvis else gt.iscrowd[groups.g_idx].astype(bool)
     want_area = dets.branch == "segm" and bool(np.isnan(dets.area[groups.d_idx]).any())
     job = PairJob(
         gt=gt,
@@ -184,10 +188,12 @@ def run_protocol(
         gt_box=gt.bbox[groups.g_idx] if need_box else None,
         det_box=dets.bbox[groups.d_idx] if need_box else None,
         gt_crowd=gt_crowd,
+        dets_compressed=dets.compressed,
     )
     if need_box and np.isnan(job.det_box).any():  # type: ignore[union-attr]
         raise RemError("some detections have neither a box nor a mask to take it from")
-    out = compute_pairs(job, workers)
+    with phase("pairs " + "+".join(kinds)):
+        out = compute_pairs(job, workers)
     if out.repaired:
         warnings.append(
             f"{len(out.repaired)} GT segmentations had unusable polygons (pycocotools would "
@@ -208,31 +214,37 @@ def run_protocol(
         unm_ig = (det_area[:, None] < rng[None, :, 0]) | (det_area[:, None] > rng[None, :, 1])
         if nel is not None:
             unm_ig |= nel[:, None]
-        matches = match(
-            out.pairs[kind],
-            groups.d_rank,
-            g_pos,
-            g_ig,
-            gt_crowd,
-            p.iou_thrs,
-            crowd_reusable=not lvis,
-        )
-        tp, fp = det_outcomes(groups.d_idx.size, matches, g_ig, gt_id_zero, unm_ig, p.iou_thrs.size)
+        with phase(f"match {kind}"):
+            matches = match(
+                out.pairs[kind],
+                groups.d_rank,
+                g_pos,
+                g_ig,
+                gt_crowd,
+                p.iou_thrs,
+                crowd_reusable=not lvis,
+            )
+            cand, cand_tp, cand_fp = det_outcomes(
+                groups.d_idx.size, matches, g_ig, gt_id_zero, unm_ig, p.iou_thrs.size
+            )
         K = groups.num_k
         npig = np.zeros((K, rng.shape[0]), dtype=np.int64)
         for a in range(rng.shape[0]):
             npig[:, a] = np.bincount(groups.g_k[~g_ig[:, a]], minlength=K)
-        acc = accumulate(
-            tp,
-            fp,
-            groups.d_k,
-            groups.d_score,
-            groups.d_imgpos,
-            groups.d_rank,
-            npig,
-            p.rec_thrs,
-            None if lvis else p.max_dets,
-        )
+        with phase(f"accumulate {kind}"):
+            acc = accumulate(
+                cand,
+                cand_tp,
+                cand_fp,
+                ~unm_ig.T,
+                groups.d_k,
+                groups.d_score,
+                groups.d_imgpos,
+                groups.d_rank,
+                npig,
+                p.rec_thrs,
+                None if lvis else p.max_dets,
+            )
         results[kind] = KindResult(
             iou_type=kind,
             params=p,
@@ -245,5 +257,6 @@ def run_protocol(
             acc=acc,
             num_det_per_k=np.bincount(groups.d_k, minlength=K),
             seconds=shared_seconds + time.perf_counter() - t1,
+            dets=dets,
         )
     return ProtocolResult(results, dets, warnings)

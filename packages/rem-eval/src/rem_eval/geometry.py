@@ -82,5 +82,8 @@ def rle_areas(rles: list) -> np.ndarray:
     if not rles:
         return np.zeros(0)
     return np.concatenate(
-        [np.asarray(mask_utils.area(rles[i : i + 255]), dtype=np.float64) for i in range(0, len(rles), 255)]
+        [
+            np.asarray(mask_utils.area(rles[i : i + 255]), dtype=np.float64)
+            for i in range(0, len(rles), 255)
+        ]
     )

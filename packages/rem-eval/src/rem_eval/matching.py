@@ -100,26 +100,30 @@ def det_outcomes(
     gt_id_zero: np.ndarray,
     unmatched_ignore: np.ndarray,
     T: int,
-) -> tuple[np.ndarray, np.ndarray]:
-    """(tp, fp): (num_det, A, T) booleans as COCOeval.accumulate derives them.
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """TP / FP flags of the candidate detections, as COCOeval.accumulate derives them.
 
+    Returns ``cand`` (num_det,): each detection's column in the flag arrays or -1 when it has
+    no candidate pair (then it is simply unmatched), and ``tp``, ``fp``: (A, T, C) booleans.
     A detection matched to a GT inherits the GT's ignore flag; an unmatched one is ignored when
     ``unmatched_ignore[d, a]`` (area outside the range; LVIS also not-exhaustive categories).
     A match to a GT whose id is 0 reads as "unmatched" in the reference (ids are tested
     against 0), which ``gt_id_zero`` reproduces.
     """
     A = unmatched_ignore.shape[1]
-    base_fp = ~unmatched_ignore  # (D, A)
-    tp = np.zeros((num_det, A, T), dtype=bool)
-    fp = np.repeat(base_fp[:, :, None], T, axis=2)
-    if matches.cand_det.size:
-        g = matches.gt_of
-        has = g >= 0
-        gc = np.where(has, g, 0)
-        a_idx = np.arange(A)[None, :, None]
-        ig_m = np.where(has, gt_ignore[gc, a_idx], False)
-        nonzero = has & ~gt_id_zero[gc]
-        dig = ig_m | (~nonzero & unmatched_ignore[matches.cand_det][:, :, None])
-        tp[matches.cand_det] = nonzero & ~dig
-        fp[matches.cand_det] = ~nonzero & ~dig
-    return tp, fp
+    cand = np.full(num_det, -1, dtype=np.int64)
+    C = matches.cand_det.size
+    cand[matches.cand_det] = np.arange(C)
+    if C == 0:
+        empty = np.zeros((A, T, 0), dtype=bool)
+        return cand, empty, empty.copy()
+    g = matches.gt_of
+    has = g >= 0
+    gc = np.where(has, g, 0)
+    a_idx = np.arange(A)[None, :, None]
+    ig_m = np.where(has, gt_ignore[gc, a_idx], False)
+    nonzero = has & ~gt_id_zero[gc]
+    dig = ig_m | (~nonzero & unmatched_ignore[matches.cand_det][:, :, None])
+    tp = np.ascontiguousarray((nonzero & ~dig).transpose(1, 2, 0))
+    fp = np.ascontiguousarray((~nonzero & ~dig).transpose(1, 2, 0))
+    return cand, tp, fp

@@ -15,9 +15,11 @@ is dropped after its IoU is known to be too low.
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass, field
 
 import numpy as np
+from pycocotools import _mask as _coco_mask
 from pycocotools import mask as mask_utils
 
 from rem_core.errors import RemError
@@ -69,6 +71,7 @@ class PairJob:
     gt_box: np.ndarray | None = None  # (num group GTs, 4) XYWH, bbox kind only
     det_box: np.ndarray | None = None  # (num group dets, 4)
     gt_crowd: np.ndarray = field(default_factory=lambda: np.zeros(0, bool))
+    dets_compressed: bool = False  # every detection mask is compressed RLE already
 
 
 @dataclass
@@ -96,111 +99,200 @@ def _group_pairs(job: PairJob, g0: int, g1: int) -> tuple[np.ndarray, np.ndarray
 
 
 class _Rles:
-    """Per-chunk RLE access for detections and GTs, converting (and caching) when needed."""
+    """Per-chunk RLEs of detections and GTs, converted (and cached) only where needed.
 
-    def __init__(self, job: PairJob):
+    Detections in compressed RLE (the usual results format) are used as they are. GT polygons
+    are rasterised image by image in one ``frPoly`` call, the same routine ``frPyObjects``
+    uses, then merged per annotation as ``annToRLE`` does.
+    """
+
+    def __init__(self, job: PairJob, d0: int, d1: int):
         self.job = job
-        self.det_cache: dict[int, dict] = {}
-        self.gt_cache: dict[int, dict] = {}
+        self.d0 = d0
+        segm = job.dets.segm
+        assert segm is not None
+        self.dets = [segm[i] for i in job.groups.d_idx[d0:d1].tolist()]
+        self.gts: dict[int, dict] = {}
         self.repaired: list[int] = []
+        if not job.dets_compressed:
+            for j, sg in enumerate(self.dets):
+                if not (isinstance(sg, dict) and isinstance(sg.get("counts"), str | bytes)):
+                    self.dets[j] = self._convert_det(d0 + j, sg)
 
-    def det(self, pos: int) -> dict:
+    def _convert_det(self, pos: int, segm) -> dict:
         job = self.job
         i = int(job.groups.d_idx[pos])
-        segm = job.dets.segm[i]  # type: ignore[index]
-        if isinstance(segm, dict) and isinstance(segm.get("counts"), str | bytes):
-            return segm
-        cached = self.det_cache.get(pos)
-        if cached is None:
-            h, w = job.img_hw[job.groups.d_imgpos[pos]]
+        h, w = job.img_hw[job.groups.d_imgpos[pos]]
+        try:
+            return to_coco_rle(segm, int(h), int(w))[0]
+        except RemError as exc:
+            raise RemError(
+                exc.detail, path=job.dets.source, where=f"[{job.dets.where[i]}].segmentation"
+            ) from None
+
+    def det_slice(self, ds: int, de: int) -> list[dict]:
+        return self.dets[ds - self.d0 : de - self.d0]
+
+    def det(self, pos: int) -> dict:
+        return self.dets[pos - self.d0]
+
+    def load_gts(self, positions: np.ndarray) -> None:
+        """Convert the GTs at ``positions`` (Groups order), batching polygons per image."""
+        job = self.job
+        gr = job.groups
+        segm = job.gt.segm
+        by_image: dict[int, list[int]] = {}
+        for pos in positions.tolist():
+            by_image.setdefault(int(gr.g_imgpos[pos]), []).append(pos)
+        for imgpos, plist in by_image.items():
+            h, w = (int(v) for v in job.img_hw[imgpos])
+            polys: list = []
+            spans: list[tuple[int, int, int]] = []
+            for pos in plist:
+                sg = segm[int(gr.g_idx[pos])]
+                if (
+                    isinstance(sg, list)
+                    and sg
+                    and all(isinstance(p, list) and len(p) > 4 for p in sg)
+                ):
+                    spans.append((pos, len(polys), len(sg)))
+                    polys.extend(sg)
+                else:
+                    self.gts[pos] = self._convert_gt(pos, sg, h, w)
+            if not polys:
+                continue
             try:
-                cached, _ = to_coco_rle(segm, int(h), int(w))
-            except RemError as exc:
-                raise RemError(exc.detail, path=job.dets.source, where=f"[{job.dets.where[i]}].segmentation") from None
-            self.det_cache[pos] = cached
-        return cached
+                rles = _coco_mask.frPoly(polys, h, w)
+            except Exception:
+                for pos, _, _ in spans:
+                    self.gts[pos] = self._convert_gt(pos, segm[int(gr.g_idx[pos])], h, w)
+                continue
+            for pos, first, count in spans:
+                self.gts[pos] = (
+                    rles[first] if count == 1 else _coco_mask.merge(rles[first : first + count], 0)
+                )
+
+    def _convert_gt(self, pos: int, sg, h: int, w: int) -> dict:
+        job = self.job
+        j = int(job.groups.g_idx[pos])
+        try:
+            rle, repaired = to_coco_rle(sg, h, w)
+        except RemError as exc:
+            raise RemError(
+                exc.detail,
+                path=job.gt.path,
+                where=f"annotations[{job.gt.ann_where[j]}].segmentation",
+            ) from None
+        if repaired:
+            self.repaired.append(int(job.gt.ann_where[j]))
+        return rle
+
+    def gt_slice(self, gs: int, ge: int) -> list[dict]:
+        return [self.gts[p] for p in range(gs, ge)]
 
     def gt(self, pos: int) -> dict:
-        cached = self.gt_cache.get(pos)
-        if cached is None:
-            job = self.job
-            j = int(job.groups.g_idx[pos])
-            h, w = job.img_hw[job.groups.g_imgpos[pos]]
-            try:
-                cached, repaired = to_coco_rle(job.gt.segm[j], int(h), int(w))
-            except RemError as exc:
-                raise RemError(
-                    exc.detail, path=job.gt.path, where=f"annotations[{job.gt.ann_where[j]}].segmentation"
-                ) from None
-            if repaired:
-                self.repaired.append(int(job.gt.ann_where[j]))
-            self.gt_cache[pos] = cached
-        return cached
+        return self.gts[pos]
 
 
 def _band(rle: dict, height: int, d: int):
     return band_of_crop(crop_of_runs(rle_runs(rle), height), d)
 
 
+def _ranges(starts: np.ndarray, stops: np.ndarray) -> np.ndarray:
+    """Concatenation of ``arange(starts[i], stops[i])``."""
+    lengths = stops - starts
+    total = int(lengths.sum())
+    if total == 0:
+        return np.zeros(0, np.int64)
+    first = np.repeat(np.cumsum(lengths) - lengths, lengths)
+    return np.repeat(starts, lengths) + (np.arange(total) - first)
+
+
+def _boundary_values(
+    job: PairJob, rles: _Rles, g: int, det: np.ndarray, gt: np.ndarray, vals: np.ndarray
+) -> np.ndarray:
+    """min(mask IoU, band IoU) for the non-crowd pairs of group ``g`` (positions given)."""
+    gr = job.groups
+    out = vals.copy()
+    todo = np.flatnonzero(~job.gt_crowd[gt])
+    if not todo.size:
+        return out
+    h, w = (int(v) for v in job.img_hw[gr.group_img[g]])
+    d = dilation_width(h, w, job.dilation_ratio)
+    bands: dict[tuple[int, int], tuple] = {}
+    for t in todo.tolist():
+        a, b = int(det[t]), int(gt[t])
+        if (0, a) not in bands:
+            bd = _band(rles.det(a), h, d)
+            bands[0, a] = (bd, bd.count)
+        if (1, b) not in bands:
+            bg = _band(rles.gt(b), h, d)
+            bands[1, b] = (bg, bg.count)
+        (bd, n_d), (bg, n_g) = bands[0, a], bands[1, b]
+        out[t] = min(out[t], iou_of_counts(crop_intersection(bd, bg), n_d, n_g))
+    return out
+
+
 def _chunk(job: PairJob, g0: int, g1: int) -> ChunkOut:
     gr = job.groups
-    rles = _Rles(job)
-    out: dict[str, list[PairSet]] = {k: [] for k in job.kinds}
-    det_area = None
-    if job.want_area:
-        d0, d1 = int(gr.det_start[g0]), int(gr.det_start[g1])
-        segs = [rles.det(p) for p in range(d0, d1)]
-        det_area = (
-            rle_areas(segs)
-        )
+    d0, d1 = int(gr.det_start[g0]), int(gr.det_start[g1])
     mask_kinds = "segm" in job.kinds or "boundary" in job.kinds
-    if mask_kinds:
-        nd = np.diff(gr.det_start[g0 : g1 + 1])
-        ng = np.diff(gr.gt_start[g0 : g1 + 1])
-        for g in (np.flatnonzero((nd > 0) & (ng > 0)) + g0).tolist():
-            ds, de = int(gr.det_start[g]), int(gr.det_start[g + 1])
-            gs, ge = int(gr.gt_start[g]), int(gr.gt_start[g + 1])
-            crowd = job.gt_crowd[gs:ge]
+    out: dict[str, list[PairSet]] = {k: [] for k in job.kinds}
+    nd = np.diff(gr.det_start[g0 : g1 + 1])
+    ng = np.diff(gr.gt_start[g0 : g1 + 1])
+    iou_groups = np.flatnonzero((nd > 0) & (ng > 0)) + g0
+    rles = _Rles(job, d0, d1) if (mask_kinds or job.want_area) else None
+    det_area = rle_areas(rles.dets) if job.want_area and rles is not None else None
+    if mask_kinds and rles is not None and iou_groups.size:
+        g_lo, g_hi = gr.gt_start[iou_groups], gr.gt_start[iou_groups + 1]
+        rles.load_gts(_ranges(g_lo, g_hi))
+        # One pycocotools call per image (its per-call overhead dominates small groups); pairs
+        # across categories are computed too and thrown away, most cut by its box test.
+        img = gr.group_img[iou_groups]
+        cuts = np.flatnonzero(np.r_[True, img[1:] != img[:-1], True])
+        for c0, c1 in zip(cuts[:-1].tolist(), cuts[1:].tolist()):
+            gl = iou_groups[c0:c1]
+            dpos = _ranges(gr.det_start[gl], gr.det_start[gl + 1])
+            gpos = _ranges(gr.gt_start[gl], gr.gt_start[gl + 1])
+            crowd = job.gt_crowd[gpos]
             m = np.asarray(
                 mask_utils.iou(
-                    [rles.det(p) for p in range(ds, de)],
-                    [rles.gt(p) for p in range(gs, ge)],
+                    [rles.det(p) for p in dpos.tolist()],
+                    [rles.gt(p) for p in gpos.tolist()],
                     crowd.astype(np.uint8).tolist(),
                 ),
                 dtype=np.float64,
-            ).reshape(de - ds, ge - gs)
-            di, gi = np.nonzero(m >= job.tmin)
-            if "segm" in job.kinds and di.size:
-                out["segm"].append(PairSet(di + ds, gi + gs, m[di, gi]))
-            if "boundary" in job.kinds and di.size:
-                vals = m[di, gi].copy()
-                todo = np.flatnonzero(~crowd[gi])
-                if todo.size:
-                    h, w = (int(v) for v in job.img_hw[gr.group_img[g]])
-                    d = dilation_width(h, w, job.dilation_ratio)
-                    dband: dict[int, object] = {}
-                    gband: dict[int, object] = {}
-                    for t in todo.tolist():
-                        a, b = int(di[t]), int(gi[t])
-                        if a not in dband:
-                            bd = _band(rles.det(ds + a), h, d)
-                            dband[a] = (bd, bd.count)
-                        if b not in gband:
-                            bg = _band(rles.gt(gs + b), h, d)
-                            gband[b] = (bg, bg.count)
-                        (bd, nd_), (bg, ng_) = dband[a], gband[b]
-                        biou = iou_of_counts(crop_intersection(bd, bg), nd_, ng_)
-                        vals[t] = min(vals[t], biou)
-                keep = vals >= job.tmin
+            ).reshape(dpos.size, gpos.size)
+            if gl.size > 1:
+                same = (
+                    np.repeat(gl, gr.det_start[gl + 1] - gr.det_start[gl])[:, None]
+                    == np.repeat(gl, gr.gt_start[gl + 1] - gr.gt_start[gl])[None, :]
+                )
+                di, gi = np.nonzero(same & (m >= job.tmin))
+            else:
+                di, gi = np.nonzero(m >= job.tmin)
+            if not di.size:
+                continue
+            det, gt, vals = dpos[di], gpos[gi], m[di, gi]
+            if "segm" in job.kinds:
+                out["segm"].append(PairSet(det, gt, vals))
+            if "boundary" in job.kinds:
+                bvals = np.empty_like(vals)
+                owner = np.searchsorted(gr.det_start, det, side="right") - 1
+                for g in np.unique(owner).tolist():
+                    sel = np.flatnonzero(owner == g)
+                    bvals[sel] = _boundary_values(job, rles, g, det[sel], gt[sel], vals[sel])
+                keep = bvals >= job.tmin
                 if keep.any():
-                    out["boundary"].append(PairSet(di[keep] + ds, gi[keep] + gs, vals[keep]))
+                    out["boundary"].append(PairSet(det[keep], gt[keep], bvals[keep]))
     if "bbox" in job.kinds:
         det, gt = _group_pairs(job, g0, g1)
         if det.size:
             v = box_iou(job.det_box[det], job.gt_box[gt], job.gt_crowd[gt])  # type: ignore[index]
             keep = v >= job.tmin
             out["bbox"].append(PairSet(det[keep], gt[keep], v[keep]))
-    return ChunkOut({k: PairSet.concat(v) for k, v in out.items()}, det_area, rles.repaired)
+    repaired = rles.repaired if rles is not None else []
+    return ChunkOut({k: PairSet.concat(v) for k, v in out.items()}, det_area, repaired)
 
 
 def _split(groups: Groups, n_chunks: int, weight_pairs: float) -> list[tuple[int, int]]:
@@ -213,7 +305,7 @@ def _split(groups: Groups, n_chunks: int, weight_pairs: float) -> list[tuple[int
     cost = np.cumsum(nd + ng + weight_pairs * nd * ng + 1.0)
     bounds = np.searchsorted(cost, np.linspace(0, cost[-1], n_chunks + 1)[1:-1], side="left")
     edges = np.unique(np.r_[0, bounds, G])
-    return [(int(a), int(b)) for a, b in zip(edges[:-1], edges[1:]) if b > a]
+    return [(int(a), int(b)) for a, b in itertools.pairwise(edges) if b > a]
 
 
 def compute_pairs(job: PairJob, workers: int) -> ChunkOut:
@@ -226,8 +318,6 @@ def compute_pairs(job: PairJob, workers: int) -> ChunkOut:
     pairs = {k: PairSet.concat([r.pairs[k] for r in results]) for k in job.kinds}
     det_area = None
     if job.want_area:
-        det_area = (
-            np.concatenate([r.det_area for r in results]) if results else np.zeros(0)
-        )
+        det_area = np.concatenate([r.det_area for r in results]) if results else np.zeros(0)
     repaired = sorted({w for r in results for w in r.repaired})
     return ChunkOut(pairs, det_area, repaired)

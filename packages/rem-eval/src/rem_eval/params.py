@@ -66,7 +66,9 @@ class EvalParams:
     def normalized(self) -> EvalParams:
         """A checked copy with float64 threshold arrays and sorted ``max_dets``."""
         if self.iou_type not in IOU_TYPES:
-            raise RemError(f"unknown iou type {self.iou_type!r}; choose from {', '.join(IOU_TYPES)}")
+            raise RemError(
+                f"unknown iou type {self.iou_type!r}; choose from {', '.join(IOU_TYPES)}"
+            )
         if self.protocol not in ("coco", "lvis"):
             raise RemError(f"unknown protocol {self.protocol!r}; choose coco or lvis")
         iou_thrs = np.asarray(self.iou_thrs, dtype=np.float64).reshape(-1)

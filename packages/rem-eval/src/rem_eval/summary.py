@@ -28,7 +28,6 @@ COCO_STAT_NAMES = [
     "ARm",
     "ARl",
 ]
-HIGH_IOU = (0.5, 0.75, 0.8, 0.85, 0.9, 0.95)
 _AREA_SHORT = {"small": "s", "medium": "m", "large": "l"}
 
 
@@ -95,6 +94,14 @@ def threshold_index(iou_thrs: np.ndarray, value: float) -> int | None:
     return int(hit[0]) if hit.size else None
 
 
+def threshold_key(thr: float) -> str:
+    """``AP50`` for 0.5, ``AP90`` for linspace's 0.8999999999999999; ``AP@0.425`` otherwise."""
+    pct = thr * 100
+    if abs(pct - round(pct)) < 1e-6:
+        return f"AP{round(pct)}"
+    return f"AP@{thr:g}"
+
+
 def _none(v: float) -> float | None:
     return None if v == -1 else v
 
@@ -113,12 +120,8 @@ def named_stats(
     a_all = [i for i, a in enumerate(p.area_rng_lbl) if a == "all"][:1] or [0]
     out: dict[str, float | None] = {}
     out["AP"] = _none(_mean_valid(precision[:, :, :, a_all, m_last]))
-    for thr in HIGH_IOU:
-        t = threshold_index(p.iou_thrs, thr)
-        if t is not None:
-            out[f"AP{round(thr * 100)}"] = _none(
-                _mean_valid(precision[[t]][:, :, :, a_all, m_last])
-            )
+    for t, thr in enumerate(np.asarray(p.iou_thrs).tolist()):
+        out[threshold_key(thr)] = _none(_mean_valid(precision[[t]][:, :, :, a_all, m_last]))
     for a, lbl in enumerate(p.area_rng_lbl):
         if lbl == "all":
             continue
@@ -224,5 +227,7 @@ def stats_lines(stats: dict[str, float | None]) -> list[str]:
     for title, kind, iou, area, md, key in rows:
         v = stats.get(key)
         val = -1.0 if v is None else v
-        out.append(f" {title:<18} {kind} @[ IoU={iou:<9} | area={area:>6s} | maxDets={md:>3d} ] = {val:0.3f}")
+        out.append(
+            f" {title:<18} {kind} @[ IoU={iou:<9} | area={area:>6s} | maxDets={md:>3d} ] = {val:0.3f}"
+        )
     return out

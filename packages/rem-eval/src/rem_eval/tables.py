@@ -14,6 +14,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from itertools import chain, repeat
+from operator import itemgetter
 from pathlib import Path
 from typing import Any
 
@@ -88,6 +90,7 @@ class Detections:
     segm: list[Any] | None
     where: np.ndarray
     warnings: list[str] = field(default_factory=list)
+    compressed: bool = False
 
     @property
     def n(self) -> int:
@@ -108,6 +111,7 @@ class Detections:
             segm=None if self.segm is None else [self.segm[i] for i in idx.tolist()],
             where=self.where[idx],
             warnings=list(self.warnings),
+            compressed=self.compressed,
         )
 
 
@@ -131,7 +135,9 @@ def _int_column(values: list, what: str, path: Path | None, section: str) -> np.
         return arr.astype(np.int64, copy=False)
     for i, v in enumerate(values):
         if isinstance(v, bool) or not isinstance(v, int):
-            raise RemError(f"{what} must be an integer, got {v!r}", path=path, where=f"{section}[{i}]")
+            raise RemError(
+                f"{what} must be an integer, got {v!r}", path=path, where=f"{section}[{i}]"
+            )
     raise RemError(f"{what} must be integers", path=path, where=section)
 
 
@@ -159,6 +165,8 @@ def _float_column(values: list, what: str, path: Path | None, section: str) -> n
 def _boxes(values: list, path: Path | None, section: str) -> np.ndarray:
     """(N, 4) float64 XYWH boxes; rows without a box are NaN."""
     out = np.full((len(values), 4), np.nan)
+    if values.count(None) == len(values):
+        return out
     have = [i for i, b in enumerate(values) if b is not None]
     if not have:
         return out
@@ -233,7 +241,11 @@ def load_ground_truth(source: Any) -> GroundTruth:
     for section, records in (("images", images), ("annotations", anns), ("categories", cats)):
         for i, r in enumerate(records):
             if not isinstance(r, dict):
-                raise RemError(f"expected an object, got {type(r).__name__}", path=path, where=f"{section}[{i}]")
+                raise RemError(
+                    f"expected an object, got {type(r).__name__}",
+                    path=path,
+                    where=f"{section}[{i}]",
+                )
 
     def need(records: list, key: str, section: str) -> list:
         try:
@@ -268,8 +280,13 @@ def load_ground_truth(source: Any) -> GroundTruth:
             path=path,
             where="annotations",
         )
-    a_img = _lookup(img_ids, _int_column(need(anns, "image_id", "annotations"), "image_id", path, "annotations"))
-    a_cat = _lookup(cat_ids, _int_column(need(anns, "category_id", "annotations"), "category_id", path, "annotations"))
+    a_img = _lookup(
+        img_ids, _int_column(need(anns, "image_id", "annotations"), "image_id", path, "annotations")
+    )
+    a_cat = _lookup(
+        cat_ids,
+        _int_column(need(anns, "category_id", "annotations"), "category_id", path, "annotations"),
+    )
     keep = (a_img >= 0) & (a_cat >= 0)
     if not keep.all():
         n_img = int((a_img < 0).sum())
@@ -277,7 +294,9 @@ def load_ground_truth(source: Any) -> GroundTruth:
         if n_img:
             warnings.append(f"{n_img} annotations on images missing from 'images' were skipped")
         if n_cat:
-            warnings.append(f"{n_cat} annotations of categories missing from 'categories' were skipped")
+            warnings.append(
+                f"{n_cat} annotations of categories missing from 'categories' were skipped"
+            )
     area_vals = [a.get("area") for a in anns]
     missing_area = [i for i, v in enumerate(area_vals) if v is None]
     for i in missing_area:
@@ -287,8 +306,16 @@ def load_ground_truth(source: Any) -> GroundTruth:
         if area.shape != (len(anns),):
             raise ValueError
     except (TypeError, ValueError):
-        i = next(i for i, v in enumerate(area_vals) if isinstance(v, bool) or not isinstance(v, int | float))
-        raise RemError(f"area must be a number, got {area_vals[i]!r}", path=path, where=f"annotations[{i}].area") from None
+        i = next(
+            i
+            for i, v in enumerate(area_vals)
+            if isinstance(v, bool) or not isinstance(v, int | float)
+        )
+        raise RemError(
+            f"area must be a number, got {area_vals[i]!r}",
+            path=path,
+            where=f"annotations[{i}].area",
+        ) from None
     if missing_area:
         warnings.append(f"{len(missing_area)} annotations without 'area' get their mask area")
     iscrowd = np.array([bool(a.get("iscrowd", 0) or 0) for a in anns], dtype=bool)
@@ -341,7 +368,9 @@ def read_results(source: Any) -> tuple[list[dict], str, Path | None]:
     elif isinstance(source, Sequence) and not isinstance(source, str | bytes):
         data, name, path = source, "<in-memory>", None
     else:
-        raise RemError(f"results must be a path or a list of detections, got {type(source).__name__}")
+        raise RemError(
+            f"results must be a path or a list of detections, got {type(source).__name__}"
+        )
     if isinstance(data, dict):
         hint = " (this looks like an instances file)" if "annotations" in data else ""
         raise RemError(f"a results file is a JSON list of detections{hint}", path=path)
@@ -368,9 +397,14 @@ def build_detections(
     error; otherwise such detections are skipped like the references do.
     """
     n = len(results)
-    for i, r in enumerate(results):
-        if not isinstance(r, Mapping):
-            raise RemError(f"expected a detection object, got {type(r).__name__}", path=path, where=f"[{i}]")
+    if set(map(type, results)) - {dict}:
+        for i, r in enumerate(results):
+            if not isinstance(r, dict):
+                raise RemError(
+                    f"expected a detection object, got {type(r).__name__}",
+                    path=path,
+                    where=f"[{i}]",
+                )
     warnings: list[str] = []
     if n == 0:
         empty = np.zeros(0, dtype=np.int64)
@@ -390,7 +424,7 @@ def build_detections(
 
     def need(key: str) -> list:
         try:
-            return [r[key] for r in results]
+            return list(map(itemgetter(key), results))
         except KeyError:
             i = next(i for i, r in enumerate(results) if key not in r)
             raise RemError(f"missing {key!r}", path=path, where=f"[{i}]") from None
@@ -415,7 +449,11 @@ def build_detections(
         if strict_categories:
             raise RemError(
                 f"category {int(cat_raw[i])} is not in the ground truth {gt.source}"
-                + (f" ({unknown.size} detections name unknown categories)" if unknown.size > 1 else ""),
+                + (
+                    f" ({unknown.size} detections name unknown categories)"
+                    if unknown.size > 1
+                    else ""
+                ),
                 path=path,
                 where=f"[{i}].category_id",
             )
@@ -439,7 +477,7 @@ def build_detections(
             path=path,
             where="[0]",
         )
-    boxes_raw = [None if drop_bbox else r.get("bbox") for r in results]
+    boxes_raw = [None] * n if drop_bbox else list(map(dict.get, results, repeat("bbox")))
     if box_branch:
         missing = [i for i, b in enumerate(boxes_raw) if b is None]
         if missing:
@@ -463,7 +501,7 @@ def build_detections(
             segm.append(s)
     else:
         area = np.full(n, np.nan)
-        segm = [r.get("segmentation") for r in results]
+        segm = list(map(dict.get, results, repeat("segmentation")))
         missing = [i for i, s in enumerate(segm) if s is None]
         if missing and need_segm:
             raise RemError(
@@ -472,8 +510,7 @@ def build_detections(
                 path=path,
                 where=f"[{missing[0]}]",
             )
-    if need_segm or not box_branch:
-        _check_segm_sizes(segm, img, gt, path)
+    compressed = _check_segm_sizes(segm, img, gt, path) if (need_segm or not box_branch) else False
     return Detections(
         source=source,
         branch="bbox" if box_branch else "segm",
@@ -486,35 +523,85 @@ def build_detections(
         segm=segm,
         where=np.arange(n),
         warnings=warnings,
+        compressed=compressed,
     )
 
 
-def _check_segm_sizes(segm: list, img: np.ndarray, gt: GroundTruth, path: Path | None) -> None:
-    """An RLE must have its image's (height, width); anything else is a user error."""
-    rle_rows = [i for i, s in enumerate(segm) if isinstance(s, Mapping)]
-    if not rle_rows:
-        return
+def detections_from_loaded(
+    anns: list[dict], gt: GroundTruth, *, source: str = "<loaded>"
+) -> Detections:
+    """Columns of results already processed by a ``loadRes`` (pycocotools' own COCO object):
+    their ``id``, ``area``, ``bbox`` and ``segmentation`` are taken as they are."""
+    n = len(anns)
+    if n == 0:
+        return build_detections([], gt, source=source)
+
+    def need(key: str) -> list:
+        try:
+            return list(map(itemgetter(key), anns))
+        except KeyError:
+            i = next(i for i, r in enumerate(anns) if key not in r)
+            raise RemError(f"missing {key!r}", where=f"[{i}]") from None
+
+    img = gt.image_index(_int_column(need("image_id"), "image_id", None, ""))
+    if (img < 0).any():
+        i = int(np.flatnonzero(img < 0)[0])
+        raise RemError(f"image {anns[i]['image_id']!r} is not in the ground truth", where=f"[{i}]")
+    segm = list(map(dict.get, anns, repeat("segmentation")))
+    return Detections(
+        source=source,
+        branch="loaded",
+        img=img,
+        cat=gt.category_index(_int_column(need("category_id"), "category_id", None, "")),
+        score=_float_column(need("score"), "score", None, ""),
+        ids=_int_column(need("id"), "id", None, ""),
+        area=_float_column(need("area"), "area", None, ""),
+        bbox=_boxes(list(map(dict.get, anns, repeat("bbox"))), None, ""),
+        segm=segm,
+        where=np.arange(n),
+        compressed=False,
+    )
+
+
+def _check_segm_sizes(segm: list, img: np.ndarray, gt: GroundTruth, path: Path | None) -> bool:
+    """An RLE must have its image's (height, width); anything else is a user error.
+
+    Returns whether every segmentation is compressed RLE (the fast path of IoU computation).
+    """
     try:
-        sizes = np.array([segm[i]["size"] for i in rle_rows], dtype=np.int64)
-        if sizes.shape != (len(rle_rows), 2):
+        # Fast path: every segmentation is an RLE dict.
+        size_lists = list(map(itemgetter("size"), segm))
+        if set(map(type, size_lists)) != {list} or set(map(len, size_lists)) != {2}:
             raise ValueError
-    except (KeyError, TypeError, ValueError):
+        sizes = np.fromiter(chain.from_iterable(size_lists), dtype=np.int64, count=2 * len(segm))
+        sizes = sizes.reshape(-1, 2)
+        rle_rows = None
+        compressed = set(map(type, map(itemgetter("counts"), segm))) == {str}
+    except (KeyError, TypeError, ValueError, IndexError):
+        rle_rows = [i for i, sg in enumerate(segm) if isinstance(sg, Mapping)]
+        compressed = False
         for i in rle_rows:
-            s = segm[i].get("size")
-            if not (isinstance(s, list | tuple) and len(s) == 2):
+            sz = segm[i].get("size")
+            if not (
+                isinstance(sz, list | tuple)
+                and len(sz) == 2
+                and all(isinstance(v, int) and not isinstance(v, bool) for v in sz)
+            ):
                 raise RemError(
-                    f"RLE 'size' must be [height, width], got {s!r}",
+                    f"RLE 'size' must be [height, width], got {sz!r}",
                     path=path,
                     where=f"[{i}].segmentation.size",
                 ) from None
-        raise RemError("bad RLE size", path=path) from None
-    rows = np.asarray(rle_rows)
+        if not rle_rows:
+            return False
+        sizes = np.array([segm[i]["size"] for i in rle_rows], dtype=np.int64).reshape(-1, 2)
+    rows = np.arange(len(segm)) if rle_rows is None else np.asarray(rle_rows)
     want_h = gt.heights[img[rows]]
     want_w = gt.widths[img[rows]]
     bad = np.flatnonzero((sizes[:, 0] != want_h) | (sizes[:, 1] != want_w))
     if bad.size:
         j = int(bad[0])
-        i = rle_rows[j]
+        i = int(rows[j])
         raise RemError(
             f"RLE size {sizes[j].tolist()} does not match image {int(gt.img_ids[img[i]])} "
             f"({int(want_h[j])}x{int(want_w[j])}, height x width)"
@@ -522,3 +609,4 @@ def _check_segm_sizes(segm: list, img: np.ndarray, gt: GroundTruth, path: Path |
             path=path,
             where=f"[{i}].segmentation.size",
         )
+    return compressed

@@ -22,8 +22,8 @@ import fnmatch
 import importlib
 import inspect
 import typing
-from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict
@@ -33,6 +33,7 @@ from rem_models.overrides import override_config
 from rem_models.weights import Weights
 
 if TYPE_CHECKING:
+    import torch
     from torch import nn
 
 
@@ -43,16 +44,27 @@ class ModelConfig(BaseModel):
 
 
 Builder = Callable[[Any], "nn.Module"]
+Converter = Callable[[dict[str, "torch.Tensor"], Any], dict[str, "torch.Tensor"]]
+"""``converter(official_state_dict, config) -> rem_state_dict``: maps a released checkpoint's
+tensors (as :func:`rem_models.checkpoints.load_state_dict_file` returns them) onto the names and
+layouts of the registered model built from ``config``; used by ``rem convert-checkpoint``."""
 
 
 @dataclass(frozen=True)
 class ModelEntry:
-    """A registered architecture: its builder, default config and published weights."""
+    """A registered architecture: its builder, default config and published weights.
+
+    ``converter`` maps released checkpoints onto the model (see :data:`Converter`);
+    ``train_defaults`` are dotted ``TrainConfig`` overrides giving the variant's published
+    training recipe (optimizer, lr, layer decay...), applied by ``rem train`` before ``--set``.
+    """
 
     name: str
     builder: Builder
     config: ModelConfig
     weights: tuple[Weights, ...]
+    converter: Converter | None = None
+    train_defaults: Mapping[str, Any] = field(default_factory=dict)
 
     @property
     def summary(self) -> str:
@@ -65,7 +77,11 @@ _REGISTRY: dict[str, ModelEntry] = {}
 
 # Modules that register architectures when imported. They are imported on the first registry
 # query rather than with the package, so `import rem_models.checkpoints` stays cheap.
-_FAMILY_MODULES: tuple[str, ...] = ()
+_FAMILY_MODULES: tuple[str, ...] = (
+    "rem_models.vitdet.variants",
+    "rem_models.solo.variants",
+    "rem_models.lavt.variants",
+)
 _families_loaded = False
 
 
@@ -107,12 +123,17 @@ def register_model(
     *,
     config: ModelConfig | None = None,
     weights: Sequence[Weights] = (),
+    converter: Converter | None = None,
+    train_defaults: Mapping[str, Any] | None = None,
 ) -> Callable[[Builder], Builder]:
     """Decorator registering ``builder(config) -> nn.Module`` under ``name``.
 
     ``config`` is the variant's default config; without it the builder's first parameter must be
     annotated with a :class:`ModelConfig` subclass whose defaults are used. Registering a name
     twice is a programming error (``ValueError``), as is a weights name used twice.
+    ``converter`` turns a released checkpoint's state dict into this model's (see
+    :data:`Converter`); ``train_defaults`` holds dotted ``TrainConfig`` overrides for
+    ``rem train`` (checked when a training run starts).
     """
 
     def decorate(builder: Builder) -> Builder:
@@ -125,7 +146,16 @@ def register_model(
         duplicates = sorted({n for n in names if names.count(n) > 1})
         if duplicates:
             raise ValueError(f"model {name!r}: duplicate weights names {duplicates}")
-        _REGISTRY[name] = ModelEntry(name, builder, default.model_copy(deep=True), tuple(weights))
+        if converter is not None and not callable(converter):
+            raise TypeError(f"register_model({name!r}): converter must be callable")
+        _REGISTRY[name] = ModelEntry(
+            name,
+            builder,
+            default.model_copy(deep=True),
+            tuple(weights),
+            converter,
+            dict(train_defaults or {}),
+        )
         return builder
 
     return decorate

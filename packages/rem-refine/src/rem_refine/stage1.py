@@ -310,7 +310,10 @@ def _fingerprint(
     }
 
 
-def make_backend(config: RefineConfig, checkpoint: Path | None, device: str) -> Backend:
+def make_backend(
+    config: RefineConfig, checkpoint: Path | None, device: str, sam: Any = None
+) -> Backend:
+    """The configured backend; ``sam`` injects an already built model (benchmarks, tests)."""
     if config.backend == "grabcut":
         from rem_refine.backends import GrabCutBackend
 
@@ -321,8 +324,9 @@ def make_backend(config: RefineConfig, checkpoint: Path | None, device: str) -> 
     from rem_refine.sam.batched import BatchOptions
     from rem_refine.sam.models import load_sam
 
-    torch.manual_seed(0)  # random-weight test architectures must agree across processes
-    sam = load_sam(config.arch, checkpoint)
+    if sam is None:
+        torch.manual_seed(0)  # random-weight test architectures must agree across processes
+        sam = load_sam(config.arch, checkpoint)
     settings = SamSettings(
         num_trials=config.num_trials,
         num_extra_points=config.num_extra_points,
@@ -339,16 +343,22 @@ def make_backend(config: RefineConfig, checkpoint: Path | None, device: str) -> 
     return SamBackend(sam, device, settings, options)
 
 
-def run_refine(config: RefineConfig, console: Console | None = None) -> RefineSummary:
-    """Run stage 1 as configured; in a torchrun job every rank calls this."""
+def run_refine(
+    config: RefineConfig, console: Console | None = None, sam: Any = None
+) -> RefineSummary:
+    """Run stage 1 as configured; in a torchrun job every rank calls this.
+
+    ``sam`` injects a built model instead of loading ``config.checkpoint`` (its weights are then
+    not part of the manifest's checksum).
+    """
     dist = DistContext.from_env()
     try:
-        return _run(config, dist, console or Console(stderr=True))
+        return _run(config, dist, console or Console(stderr=True), sam)
     finally:
         dist.close()
 
 
-def _run(config: RefineConfig, dist: DistContext, console: Console) -> RefineSummary:
+def _run(config: RefineConfig, dist: DistContext, console: Console, sam: Any) -> RefineSummary:
     quiet = dist.rank != 0
     try:
         raw = Path(config.input_json).read_bytes()
@@ -368,7 +378,7 @@ def _run(config: RefineConfig, dist: DistContext, console: Console) -> RefineSum
     checkpoint: Path | None = None
     checkpoint_sha: str | None = None
     if config.backend == "sam":
-        checkpoint = resolve_checkpoint(config)
+        checkpoint = resolve_checkpoint(config) if sam is None else None
         device = _resolve_device(config.device, dist.local_rank)
         if checkpoint is not None and dist.rank == 0:
             from rem_refine.sam.models import file_sha256
@@ -405,7 +415,7 @@ def _run(config: RefineConfig, dist: DistContext, console: Console) -> RefineSum
     mine = [b for b in range(len(batches)) if b % dist.world == dist.rank and b not in done]
     processed = 0
     if mine:
-        backend = make_backend(config, checkpoint, device)
+        backend = make_backend(config, checkpoint, device, sam)
         with store.open_writer(dist.rank, dist.world) as writer:
             processed = _process(
                 [(b, batches[b]) for b in mine], backend, config, writer, console, quiet

@@ -27,29 +27,63 @@ def _warn_listing(what: str, items: list[str], where: Path | None = None) -> Non
 
 
 @click.command("viz")
-@click.option("--input-json", "input_json", required=True, type=click.Path(path_type=Path),
-              help="COCO / LVIS / COCO-ReM annotation file (images and category names).")
-@click.option("--image-dir", required=True, type=click.Path(path_type=Path),
-              help="Folder holding the images.")
-@click.option("--output", default=Path("viz"), show_default=True, type=click.Path(path_type=Path),
-              help="Folder for the drawn images.")
+@click.option(
+    "--input-json",
+    "input_json",
+    required=True,
+    type=click.Path(path_type=Path),
+    help="COCO / LVIS / COCO-ReM annotation file (images and category names).",
+)
+@click.option(
+    "--image-dir", required=True, type=click.Path(path_type=Path), help="Folder holding the images."
+)
+@click.option(
+    "--output",
+    default=Path("viz"),
+    show_default=True,
+    type=click.Path(path_type=Path),
+    help="Folder for the drawn images.",
+)
 @click.option("--draw-labels", is_flag=True, help='Label masks "name|crowd (id)" ("name score").')
-@click.option("--class-name", "class_names", multiple=True,
-              help="Draw only this category (repeatable); its name is added to file names.")
-@click.option("--category-id", "category_ids", multiple=True, type=int,
-              help="Draw only this category id (repeatable).")
-@click.option("--image-id", "image_ids", multiple=True, type=int,
-              help="Draw only this image (repeatable).")
+@click.option(
+    "--class-name",
+    "class_names",
+    multiple=True,
+    help="Draw only this category (repeatable); its name is added to file names.",
+)
+@click.option(
+    "--category-id",
+    "category_ids",
+    multiple=True,
+    type=int,
+    help="Draw only this category id (repeatable).",
+)
+@click.option(
+    "--image-id", "image_ids", multiple=True, type=int, help="Draw only this image (repeatable)."
+)
 @click.option("--max-images", type=click.IntRange(min=0), help="Draw at most this many images.")
 @click.option("--filename-suffix", help="Added before the extension: x.jpg -> x_SUFFIX.jpg.")
-@click.option("--results", type=click.Path(path_type=Path),
-              help="Draw these detections (a COCO results list) instead of the annotations.")
-@click.option("--score-threshold", default=0.5, show_default=True, type=float,
-              help="With --results: draw detections scoring at least this.")
-@click.option("--alpha", default=0.55, show_default=True, type=click.FloatRange(0, 1),
-              help="Mask opacity.")
-@click.option("--format", "image_format", type=click.Choice(["jpg", "png", "webp"]),
-              help="Output format (default: that of each source image).")
+@click.option(
+    "--results",
+    type=click.Path(path_type=Path),
+    help="Draw these detections (a COCO results list) instead of the annotations.",
+)
+@click.option(
+    "--score-threshold",
+    default=0.5,
+    show_default=True,
+    type=float,
+    help="With --results: draw detections scoring at least this.",
+)
+@click.option(
+    "--alpha", default=0.55, show_default=True, type=click.FloatRange(0, 1), help="Mask opacity."
+)
+@click.option(
+    "--format",
+    "image_format",
+    type=click.Choice(["jpg", "png", "webp"]),
+    help="Output format (default: that of each source image).",
+)
 @click.option("--workers", type=click.IntRange(min=1), help="Processes (default: all CPUs).")
 @click.option("--html", is_flag=True, help="Also write OUTPUT/index.html, a gallery of the images.")
 @click.option("--embed-images", is_flag=True, help="With --html: inline images in the page.")
@@ -85,7 +119,7 @@ def viz(
     aset = load_annotation_set(input_json)
     if results is not None:
         aset = load_detection_set(results, aset, score_threshold)
-    cats = resolve_categories(aset, class_names, category_ids)
+    cats = resolve_categories(aset.categories, class_names, category_ids, path=aset.path)
     chosen = select_images(aset, image_ids, cats, max_images)
     if not chosen:
         click.echo("nothing to draw: no image has an instance of the chosen categories")
@@ -131,29 +165,63 @@ def viz(
 @click.command("compare")
 @click.argument("a", type=click.Path(path_type=Path))
 @click.argument("b", type=click.Path(path_type=Path))
-@click.option("--image-dir", type=click.Path(path_type=Path),
-              help="Folder holding the images; without it only statistics are written.")
-@click.option("--out", "out_dir", required=True, type=click.Path(path_type=Path),
-              help="Output folder (summary.json, categories.csv, instances.csv, images/).")
+@click.option(
+    "--image-dir",
+    type=click.Path(path_type=Path),
+    help="Folder holding the images; without it only statistics are written.",
+)
+@click.option(
+    "--out",
+    "out_dir",
+    required=True,
+    type=click.Path(path_type=Path),
+    help="Output folder (summary.json, categories.csv, instances.csv, images/).",
+)
 @click.option("--html", is_flag=True, help="Also write OUT/index.html, a gallery of the changes.")
 @click.option("--embed-images", is_flag=True, help="With --html: inline images in the page.")
 @click.option("--name-a", help="Name of A in titles (default: its file name).")
 @click.option("--name-b", help="Name of B in titles (default: its file name).")
 @click.option("--class-name", "class_names", multiple=True, help="Only this category (repeatable).")
-@click.option("--category-id", "category_ids", multiple=True, type=int,
-              help="Only this category id (repeatable).")
-@click.option("--image-id", "image_ids", multiple=True, type=int,
-              help="Only this image (repeatable).")
+@click.option(
+    "--category-id",
+    "category_ids",
+    multiple=True,
+    type=int,
+    help="Only this category id (repeatable).",
+)
+@click.option(
+    "--image-id", "image_ids", multiple=True, type=int, help="Only this image (repeatable)."
+)
 @click.option("--max-images", type=click.IntRange(min=0), help="Compare at most this many images.")
-@click.option("--match", type=click.Choice(["iou", "id"]), default="iou", show_default=True,
-              help="Pair instances by mask IoU within a category, or by annotation id.")
-@click.option("--min-iou", default=0.1, show_default=True, type=click.FloatRange(0, 1),
-              help="With --match iou: the least IoU that pairs two instances.")
-@click.option("--dilation-ratio", default=0.02, show_default=True, type=click.FloatRange(0),
-              help="Boundary IoU band width as a fraction of the image diagonal.")
+@click.option(
+    "--match",
+    type=click.Choice(["iou", "id"]),
+    default="iou",
+    show_default=True,
+    help="Pair instances by mask IoU within a category, or by annotation id.",
+)
+@click.option(
+    "--min-iou",
+    default=0.1,
+    show_default=True,
+    type=click.FloatRange(0, 1),
+    help="With --match iou: the least IoU that pairs two instances.",
+)
+@click.option(
+    "--dilation-ratio",
+    default=0.02,
+    show_default=True,
+    type=click.FloatRange(0),
+    help="Boundary IoU band width as a fraction of the image diagonal.",
+)
 @click.option("--draw-labels", is_flag=True, help="Label the masks in the A and B panels.")
-@click.option("--eval-report", "eval_reports", multiple=True, type=click.Path(path_type=Path),
-              help="With --html: add the plots of this evaluation report (repeatable).")
+@click.option(
+    "--eval-report",
+    "eval_reports",
+    multiple=True,
+    type=click.Path(path_type=Path),
+    help="With --html: add the plots of this evaluation report (repeatable).",
+)
 @click.option("--workers", type=click.IntRange(min=1), help="Processes (default: all CPUs).")
 def compare(
     a: Path,
@@ -182,20 +250,15 @@ def compare(
     each category changed, instances.csv lists every pair.
     """
     from rem_viz.compare import compare_sets, write_comparison
-    from rem_viz.instances import AnnotationSet, load_annotation_set
+    from rem_viz.instances import load_annotation_set
     from rem_viz.reports import comparison_report
     from rem_viz.selection import resolve_categories
 
     if html and image_dir is None:
         raise RemError("--html needs --image-dir (the report shows the images)", where="--html")
     set_a, set_b = load_annotation_set(a), load_annotation_set(b)
-    both = AnnotationSet(
-        images=set_a.images,
-        categories={**set_b.categories, **set_a.categories},
-        instances={},
-        path=a,
-    )
-    cats = resolve_categories(both, class_names, category_ids)
+    categories = {**set_b.categories, **set_a.categories}
+    cats = resolve_categories(categories, class_names, category_ids, path=a)
     comparison = compare_sets(
         set_a,
         set_b,
@@ -220,8 +283,10 @@ def compare(
     )
     _warn_listing("images only in A, not compared", [str(i) for i in comparison.only_in_a])
     _warn_listing("images only in B, not compared", [str(i) for i in comparison.only_in_b])
-    _warn_listing("images whose size differs in A and B, not compared",
-                  [str(i) for i in comparison.size_mismatch])
+    _warn_listing(
+        "images whose size differs in A and B, not compared",
+        [str(i) for i in comparison.size_mismatch],
+    )
     _warn_listing("instances with unreadable masks skipped", comparison.problems)
     overall = comparison.summary()["overall"]
     iou = overall["mean_mask_iou"]
@@ -247,15 +312,25 @@ def compare(
 
 @click.command("plot")
 @click.argument("reports", nargs=-1, required=True, type=click.Path(path_type=Path))
-@click.option("--out", "out_dir", required=True, type=click.Path(path_type=Path),
-              help="Folder for the plots.")
-@click.option("--format", "fmt", type=click.Choice(["png", "svg"]), default="png",
-              show_default=True)
-@click.option("--label", "labels", multiple=True,
-              help="Name of each report in legends, in order (default: from file names).")
-@click.option("--iou-type", "iou_types", multiple=True,
-              type=click.Choice(["segm", "bbox", "boundary"]),
-              help="Only these IoU types (default: all in the reports).")
+@click.option(
+    "--out", "out_dir", required=True, type=click.Path(path_type=Path), help="Folder for the plots."
+)
+@click.option(
+    "--format", "fmt", type=click.Choice(["png", "svg"]), default="png", show_default=True
+)
+@click.option(
+    "--label",
+    "labels",
+    multiple=True,
+    help="Name of each report in legends, in order (default: from file names).",
+)
+@click.option(
+    "--iou-type",
+    "iou_types",
+    multiple=True,
+    type=click.Choice(["segm", "bbox", "boundary"]),
+    help="Only these IoU types (default: all in the reports).",
+)
 def plot(
     reports: tuple[Path, ...],
     out_dir: Path,
@@ -267,7 +342,8 @@ def plot(
     AP at IoU thresholds .50-.95 and AP per category, comparing the reports given."""
     from rem_viz.eval_reports import plot_reports
 
-    written = plot_reports(reports, out_dir, labels=labels or None, iou_types=iou_types or None,
-                           fmt=fmt)
+    written = plot_reports(
+        reports, out_dir, labels=labels or None, iou_types=iou_types or None, fmt=fmt
+    )
     for title, path in written:
         click.echo(f"{title}: {path}")

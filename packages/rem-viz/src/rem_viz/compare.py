@@ -23,12 +23,11 @@ from rich.console import Console
 from rem_core.atomic import atomic_write_text
 from rem_core.errors import RemError
 from rem_core.io import save_json
-
 from rem_viz.difference import ADDED, REMOVED, difference_view, side_by_side, with_header
 from rem_viz.images import file_name_of, fit_width, locate_image, read_rgb, write_image
 from rem_viz.instances import AnnotationSet, Decoded, Instance, decode_instances
 from rem_viz.matching import MATCH_MODES, boundary_iou, match_by_id, match_by_iou, pixel_change
-from rem_viz.overlays import THUMB_WIDTH, filter_instances, paint_decoded
+from rem_viz.overlays import THUMB_WIDTH, as_instances, filter_instances, paint_decoded
 from rem_viz.parallel import run_jobs
 
 
@@ -96,7 +95,9 @@ def compare_decoded(
     for i, j in order:
         ia = a.instances[i] if i is not None else None
         jb = b.instances[j] if j is not None else None
-        px = pixel_change(a.masks[i] if i is not None else None, b.masks[j] if j is not None else None)
+        px = pixel_change(
+            a.masks[i] if i is not None else None, b.masks[j] if j is not None else None
+        )
         both = ia is not None and jb is not None
         changes.append(
             InstanceChange(
@@ -119,8 +120,8 @@ def compare_decoded(
 
 def compare_image(
     image: np.ndarray | None,
-    instances_a: Sequence[Instance],
-    instances_b: Sequence[Instance],
+    instances_a: Sequence[Instance | Mapping],
+    instances_b: Sequence[Instance | Mapping],
     names: Mapping[int, str],
     *,
     image_id: int = 0,
@@ -134,6 +135,7 @@ def compare_image(
 ) -> tuple[list[InstanceChange], np.ndarray | None]:
     """Compare two instance lists of one image; returns (changes, composite or None).
 
+    Instances are :class:`Instance` objects or annotation dicts, on an (H, W) frame.
     The composite (RGB) is A's overlay | B's overlay | the difference view, each under a title
     strip; it is None when ``image`` is None (then ``height`` and ``width`` give the frame).
     """
@@ -141,8 +143,8 @@ def compare_image(
         height, width = image.shape[:2]
     if height is None or width is None:
         raise ValueError("give the image or its height and width")
-    a = decode_instances(instances_a, height, width)
-    b = decode_instances(instances_b, height, width)
+    a = decode_instances(as_instances(instances_a), height, width)
+    b = decode_instances(as_instances(instances_b), height, width)
     changes, order = compare_decoded(
         image_id, a, b, match=match, min_iou=min_iou, dilation_ratio=dilation_ratio
     )
@@ -344,7 +346,12 @@ def _compare_job(job: _Job) -> ImageComparison:
     a = decode_instances(job.instances_a, job.height, job.width)
     b = decode_instances(job.instances_b, job.height, job.width)
     changes, order = compare_decoded(
-        job.image_id, a, b, match=opts.match, min_iou=opts.min_iou, dilation_ratio=opts.dilation_ratio
+        job.image_id,
+        a,
+        b,
+        match=opts.match,
+        min_iou=opts.min_iou,
+        dilation_ratio=opts.dilation_ratio,
     )
     problems = tuple(f"A: {p}" for p in a.problems) + tuple(f"B: {p}" for p in b.problems)
     result = ImageComparison(job.image_id, job.file_name, tuple(changes), problems=problems)
@@ -354,7 +361,7 @@ def _compare_job(job: _Job) -> ImageComparison:
     if image is None:
         return replace(result, failure="cannot be decoded as an image")
     if image.shape[:2] != (job.height, job.width):
-        return _replace(
+        return replace(
             result,
             failure=f"image is {image.shape[1]}x{image.shape[0]} but the annotations say "
             f"{job.width}x{job.height}",

@@ -10,7 +10,6 @@ from __future__ import annotations
 from pathlib import Path
 
 from rem_core.demo import DemoContext
-
 from rem_viz.compare import compare_sets, write_comparison
 from rem_viz.instances import load_annotation_set
 from rem_viz.reports import comparison_report

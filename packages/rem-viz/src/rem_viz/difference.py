@@ -13,7 +13,7 @@ import cv2
 import numpy as np
 
 from rem_viz.crops import MaskCrop, union_box
-from rem_viz.draw import RGB, WHITE, ascii_text, blend, dim, font_scale, outline_map
+from rem_viz.draw import RGB, WHITE, ascii_text, blend, dim, outline_map
 
 ADDED: RGB = (40, 210, 60)
 REMOVED: RGB = (230, 40, 200)
@@ -59,24 +59,42 @@ def difference_view(
     return out
 
 
-def with_header(panel: np.ndarray, title: str, swatches: Sequence[tuple[RGB, str]] = ()) -> np.ndarray:
+def with_header(
+    panel: np.ndarray, title: str, swatches: Sequence[tuple[RGB, str]] = ()
+) -> np.ndarray:
     """``panel`` under a dark strip holding ``title`` and coloured legend swatches."""
-    scale = max(0.6, font_scale(panel.shape[:2]))
+    scale = max(0.6, panel.shape[1] / 1000)  # readable when the composite is shown whole
     thickness = 1
     (_, th), base = cv2.getTextSize("Ag", cv2.FONT_HERSHEY_SIMPLEX, scale, thickness)
     strip_h = th + base + 12
     strip = np.full((strip_h, panel.shape[1], 3), 32, np.uint8)
     x = 8
     y = 6 + th
-    cv2.putText(strip, ascii_text(title), (x, y), cv2.FONT_HERSHEY_SIMPLEX, scale, WHITE,
-                thickness, cv2.LINE_AA)
+    cv2.putText(
+        strip,
+        ascii_text(title),
+        (x, y),
+        cv2.FONT_HERSHEY_SIMPLEX,
+        scale,
+        WHITE,
+        thickness,
+        cv2.LINE_AA,
+    )
     (tw, _), _ = cv2.getTextSize(ascii_text(title), cv2.FONT_HERSHEY_SIMPLEX, scale, thickness)
     x += tw + 16
     for color, text in swatches:
         cv2.rectangle(strip, (x, 6), (x + th, 6 + th), color, thickness=-1)
         x += th + 6
-        cv2.putText(strip, ascii_text(text), (x, y), cv2.FONT_HERSHEY_SIMPLEX, scale, WHITE,
-                    thickness, cv2.LINE_AA)
+        cv2.putText(
+            strip,
+            ascii_text(text),
+            (x, y),
+            cv2.FONT_HERSHEY_SIMPLEX,
+            scale,
+            WHITE,
+            thickness,
+            cv2.LINE_AA,
+        )
         (tw, _), _ = cv2.getTextSize(ascii_text(text), cv2.FONT_HERSHEY_SIMPLEX, scale, thickness)
         x += tw + 14
     return np.vstack([strip, panel])

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -19,7 +18,6 @@ from pydantic import ValidationError
 from rem_core.errors import RemError
 from rem_core.io import read_json
 from rem_core.schemas.eval_report import EvalComparison, EvalReport, IouTypeMetrics
-
 from rem_viz.images import safe_stem
 from rem_viz.plots import (
     COCO_IOU_THRESHOLDS,

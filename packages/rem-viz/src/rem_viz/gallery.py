@@ -19,9 +19,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from importlib.resources import files
 from pathlib import Path
+from urllib.parse import quote
 
 from rem_core.atomic import atomic_write_text
-
 from rem_viz.palette import category_color, color_hex
 
 
@@ -39,7 +39,7 @@ class Card:
     thumb: str
     full: str
     categories: list[str]
-    sort: dict[str, float] = field(default_factory=dict)
+    sort: dict[str, float | None] = field(default_factory=dict)
     category_sort: dict[str, float] = field(default_factory=dict)
     subtitle: str = ""
     badge: str = ""
@@ -61,8 +61,13 @@ def json_for_script(obj) -> str:
     """JSON safe inside a ``<script>`` element: ``<``, ``>``, ``&`` and line separators escaped,
     so no string can close the element or open a comment."""
     text = json.dumps(obj, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
-    for char, esc in (("<", "\\u003c"), (">", "\\u003e"), ("&", "\\u0026"),
-                      ("\u2028", "\\u2028"), ("\u2029", "\\u2029")):
+    for char, esc in (
+        ("<", "\\u003c"),
+        (">", "\\u003e"),
+        ("&", "\\u0026"),
+        ("\u2028", "\\u2028"),
+        ("\u2029", "\\u2029"),
+    ):
         text = text.replace(char, esc)
     return text
 
@@ -84,8 +89,11 @@ def category_entries(cards: Sequence[Card], ids: Mapping[str, int] | None = None
             counts[name] = counts.get(name, 0) + 1
     ids = ids or {}
     return [
-        {"name": name, "count": counts[name], "color": color_hex(category_color(ids[name]))
-         if name in ids else "#999999"}
+        {
+            "name": name,
+            "count": counts[name],
+            "color": color_hex(category_color(ids[name])) if name in ids else "#999999",
+        }
         for name in sorted(counts, key=str.casefold)
     ]
 
@@ -119,7 +127,8 @@ def write_gallery(
     base = path.parent
 
     def link(ref: str) -> str:
-        return _data_uri(base / ref) if embed else ref
+        # Percent-encoding keeps a name with '#', '?', ':' or spaces a plain relative path.
+        return _data_uri(base / ref) if embed else quote(ref)
 
     data = {
         "title": title,
@@ -128,15 +137,22 @@ def write_gallery(
         "page_size": int(page_size),
         "categories": category_entries(cards, category_ids),
         "sorts": [
-            {"key": s.key, "label": s.label, "descending": s.descending,
-             "per_category": s.per_category}
+            {
+                "key": s.key,
+                "label": s.label,
+                "descending": s.descending,
+                "per_category": s.per_category,
+            }
             for s in sorts
         ],
         "columns": list(columns),
         "summary": None
         if summary is None
-        else {"columns": list(summary[0]), "rows": [list(r) for r in summary[1]],
-              "category_column": 0},
+        else {
+            "columns": list(summary[0]),
+            "rows": [list(r) for r in summary[1]],
+            "category_column": 0,
+        },
         "figures": [{"title": t, "src": link(src)} for t, src in figures],
         "notes": list(notes),
         "cards": [

@@ -24,21 +24,42 @@ def file_name_of(record: dict) -> str:
         return name
     url = record.get("coco_url")
     if isinstance(url, str) and url:
-        return url.rsplit("/", 1)[-1]
+        return url.split("?")[0].rsplit("/", 1)[-1]
     return f"{int(record['id']):012d}.jpg"
 
 
-def locate_image(image_dir: Path, record: dict) -> Path | None:
-    """The file of ``record`` under ``image_dir``, or None when it is not there.
-
-    ``file_name`` may carry a split folder (``val2017/x.jpg``, as in LVIS and COCO-ReM) that the
-    user's image folder already is, so the bare name is tried too.
-    """
-    name = file_name_of(record)
+def _inside(name: str) -> PurePosixPath | None:
+    """``name`` as a relative path, or None when it is absolute or climbs out with ``..``."""
     rel = PurePosixPath(name.replace("\\", "/"))
-    if rel.is_absolute() or ".." in rel.parts:
-        rel = PurePosixPath(rel.name)
-    for candidate in (image_dir / rel, image_dir / rel.name):
+    if not name or rel.is_absolute() or ".." in rel.parts:
+        return None
+    return rel
+
+
+def candidate_names(record: dict) -> list[PurePosixPath]:
+    """Relative paths to try for an image record, most specific first.
+
+    ``file_name`` (and its last part, when the image folder already is its split folder), then
+    the last two and the last part of ``coco_url`` (LVIS names images only by URL, from both
+    ``train2017`` and ``val2017``), then ``{id:012d}.jpg``.
+    """
+    names: list[str] = []
+    file_name = record.get("file_name")
+    if isinstance(file_name, str) and file_name:
+        names += [file_name, PurePosixPath(file_name.replace("\\", "/")).name]
+    url = record.get("coco_url")
+    if isinstance(url, str) and url:
+        parts = PurePosixPath(url.split("?")[0]).parts
+        names += ["/".join(parts[-2:]), parts[-1]] if len(parts) >= 2 else list(parts)
+    if isinstance(record.get("id"), int):
+        names.append(f"{record['id']:012d}.jpg")
+    return [rel for name in dict.fromkeys(names) if (rel := _inside(name)) is not None]
+
+
+def locate_image(image_dir: Path, record: dict) -> Path | None:
+    """The file of ``record`` under ``image_dir`` (see :func:`candidate_names`), or None."""
+    for rel in candidate_names(record):
+        candidate = image_dir / rel
         if candidate.is_file():
             return candidate
     return None

@@ -16,7 +16,6 @@ from typing import Any
 from rem_core.errors import RemError
 from rem_core.io import CocoFile, iscrowd, load_results, read_json
 from rem_core.masks import to_rle
-
 from rem_viz.crops import MaskCrop
 
 
@@ -153,7 +152,10 @@ class AnnotationSet:
         )
 
     def with_detections(
-        self, detections: Iterable[Mapping[str, Any]], score_threshold: float = 0.0, path=None
+        self,
+        detections: Iterable[Mapping[str, Any]],
+        score_threshold: float = 0.0,
+        path: str | Path | None = None,
     ) -> AnnotationSet:
         """The same images and categories holding ``detections`` with score >= the threshold.
 
@@ -207,4 +209,3 @@ def load_detection_set(
     coco = CocoFile({"images": list(base.images.values())}, base.path)
     detections = load_results(results_path, coco)
     return base.with_detections(detections, score_threshold, path=results_path)
-

@@ -14,7 +14,6 @@ from dataclasses import dataclass
 import numpy as np
 
 from rem_core.masks import boundary_rle, iou
-
 from rem_viz.crops import MaskCrop, union_box
 
 MATCH_MODES = ("iou", "id")

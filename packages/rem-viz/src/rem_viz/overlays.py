@@ -17,7 +17,6 @@ import numpy as np
 from rich.console import Console
 
 from rem_core.errors import RemError
-
 from rem_viz.draw import paint_instances
 from rem_viz.images import fit_width, locate_image, output_name, read_rgb, write_image
 from rem_viz.instances import AnnotationSet, Decoded, Instance, decode_instances, label_text
@@ -107,7 +106,9 @@ def overlay_from_set(
     path = locate_image(Path(image_dir), record)
     image = None if path is None else read_rgb(path)
     if image is None:
-        raise RemError(f"image {record.get('file_name', image_id)!r} not found or unreadable", path=image_dir)
+        raise RemError(
+            f"image {record.get('file_name', image_id)!r} not found or unreadable", path=image_dir
+        )
     return overlay(
         image,
         aset.instances[image_id],
@@ -183,8 +184,11 @@ def _render_job(job: _Job) -> ImageOutcome:
         write_image(Path(job.thumb_path), fit_width(out, THUMB_WIDTH), 85)
     counts = Counter(x.category_id for x in decoded.instances)
     return ImageOutcome(
-        job.image_id, "ok", len(decoded.instances), tuple(sorted(counts.items())),
-        tuple(decoded.problems)
+        job.image_id,
+        "ok",
+        len(decoded.instances),
+        tuple(sorted(counts.items())),
+        tuple(decoded.problems),
     )
 
 

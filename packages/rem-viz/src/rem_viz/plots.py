@@ -92,7 +92,9 @@ def pr_curves(
         if not ok.any():
             continue
         ap = float(y[ok].mean())
-        ax.plot(recall[ok], y[ok], color=colors[t], lw=1.6, label=f"IoU {thr:.2f}  AP {100 * ap:.1f}")
+        ax.plot(
+            recall[ok], y[ok], color=colors[t], lw=1.6, label=f"IoU {thr:.2f}  AP {100 * ap:.1f}"
+        )
     ax.set_xlim(0, 1)
     ax.set_ylim(0, 1.01)
     ax.set_xlabel("recall")
@@ -174,15 +176,20 @@ def category_ap_bars(
     colors = _colors(n_series)
     for n, s in enumerate(names):
         vals = np.array([value(s, c) for c in cats])
-        ax.barh(y + (n - (n_series - 1) / 2) * bar_h, 100 * np.nan_to_num(vals, nan=0.0),
-                height=bar_h, color=colors[n], label=s)
+        ax.barh(
+            y + (n - (n_series - 1) / 2) * bar_h,
+            100 * np.nan_to_num(vals, nan=0.0),
+            height=bar_h,
+            color=colors[n],
+            label=s,
+        )
     ax.set_yticks(y, cats, fontsize=7 if len(cats) > 30 else 9)
     ax.invert_yaxis()
     ax.set_xlabel("AP (%)")
     ax.set_title(title)
     ax.grid(axis="x", alpha=0.3)
-    if n_series > 1:
-        ax.legend(fontsize=9, loc="lower right")
+    if n_series > 1:  # under the axes, where it hides no bar
+        fig.legend(fontsize=9, loc="outside lower center", ncols=min(n_series, 4))
     return fig
 
 

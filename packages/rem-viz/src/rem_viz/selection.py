@@ -6,10 +6,10 @@ Unknown names and ids are user errors that list what is valid, so a typo costs o
 from __future__ import annotations
 
 import difflib
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
 
 from rem_core.errors import RemError
-
 from rem_viz.instances import AnnotationSet
 
 
@@ -19,22 +19,24 @@ def _normalise(name: str) -> str:
 
 
 def resolve_categories(
-    aset: AnnotationSet,
+    categories: Mapping[int, dict],
     names: Iterable[str] = (),
     ids: Iterable[int] = (),
-    option: str = "--class-name",
+    *,
+    path: str | Path | None = None,
 ) -> set[int] | None:
     """Category ids for the given names and ids; None when neither is given (all categories).
 
-    A name matches exactly, else ignoring case, spaces, '_' and '-'. An unknown name or id raises
-    :class:`RemError` listing the valid ones.
+    ``categories`` maps id -> category record (``AnnotationSet.categories``; ``path`` names its
+    file in errors). A name matches exactly, else ignoring case, spaces, '_' and '-'. An unknown
+    name or id raises :class:`RemError` listing the valid ones.
     """
     names, ids = list(names), list(ids)
     if not names and not ids:
         return None
-    by_name = {c.get("name"): cid for cid, c in aset.categories.items()}
+    by_name = {c.get("name"): cid for cid, c in categories.items()}
     by_norm: dict[str, list[int]] = {}
-    for cid, c in aset.categories.items():
+    for cid, c in categories.items():
         by_norm.setdefault(_normalise(str(c.get("name", ""))), []).append(cid)
     chosen: set[int] = set()
     for name in names:
@@ -50,15 +52,15 @@ def resolve_categories(
         hint = f" (did you mean {', '.join(map(repr, close))}?)" if close else ""
         raise RemError(
             f"unknown category name {name!r}{hint}; valid names ({len(valid)}): {', '.join(valid)}",
-            path=aset.path,
-            where=option,
+            path=path,
+            where="--class-name",
         )
     for cid in ids:
-        if cid not in aset.categories:
-            valid_ids = ", ".join(str(i) for i in sorted(aset.categories))
+        if cid not in categories:
+            valid_ids = ", ".join(str(i) for i in sorted(categories))
             raise RemError(
                 f"unknown category id {cid}; valid ids: {valid_ids}",
-                path=aset.path,
+                path=path,
                 where="--category-id",
             )
         chosen.add(cid)

@@ -21,6 +21,7 @@ from rem_core.schemas.eval_report import (
     EvalReport,
     IouTypeMetrics,
     MetricArrays,
+    ReferringReport,
 )
 from rem_core.schemas.referring import ReferringSample
 from rem_core.schemas.results import Detection, Results
@@ -40,6 +41,7 @@ __all__ = [
     "License",
     "MetricArrays",
     "Polygons",
+    "ReferringReport",
     "ReferringSample",
     "Results",
     "Segmentation",

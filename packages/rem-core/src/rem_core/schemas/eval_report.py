@@ -96,10 +96,34 @@ class EvalReport(BaseModel):
 
 
 class EvalComparison(BaseModel):
-    """One results file against several ground truths (e.g. COCO-2017 and COCO-ReM)."""
+    """Reports shown side by side: one results file against several ground truths (e.g.
+    COCO-2017 and COCO-ReM), or several results (``results`` then names them) against one."""
 
     model_config = ConfigDict(extra="forbid")
 
     schema_version: Literal[1] = 1
     results: str
     reports: list[EvalReport]
+
+
+class ReferringReport(BaseModel):
+    """Referring-segmentation metrics (fractions in [0, 1]) under one convention.
+
+    ``oiou`` = sum of intersections / sum of unions; ``miou`` = mean per-sample IoU;
+    ``precision_at["0.5"]`` = share of samples with IoU >= 0.5 (or, with ``batch_size`` set in
+    ``config``, the mean of per-batch shares, as SeqTR reports it).
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    schema_version: Literal[1] = 1
+    ground_truth: str
+    predictions: str
+    num_samples: int
+    num_skipped: int = 0
+    oiou: float | None
+    miou: float | None
+    precision_at: dict[str, float | None]
+    config: dict[str, Any] = Field(default_factory=dict)
+    warnings: list[str] = Field(default_factory=list)
+    created_by: str | None = None

@@ -116,7 +116,7 @@ def decode_units(
 
 def upsample_logits(low_res: torch.Tensor) -> torch.Tensor:
     """(B, 1, 256, 256) low-res logits -> (B, 1, 1024, 1024), bilinear, align_corners=False."""
-    return F.interpolate(low_res.float(), (CANVAS, CANVAS), mode="bilinear", align_corners=False)
+    return F.interpolate(low_res, (CANVAS, CANVAS), mode="bilinear", align_corners=False)
 
 
 def row_counts(mask: torch.Tensor) -> torch.Tensor:
@@ -142,7 +142,7 @@ def pick_points(
     ``err`` (B, H, W) bool error regions with row counts ``err_rows`` (B, H); ``source`` (B, H, W)
     bool G (may be a broadcast view) with row counts ``source_rows``; ``uniforms`` (B,) float64.
     A unit whose error region is empty picks from G, and from (0, 0) when G is empty too.
-    Returns (B, 2) float (x, y) and (B,) int64 labels G[y, x].
+    Returns (B, 2) int64 (x, y) and (B,) int64 labels G[y, x].
     """
     use_source = err_rows.sum(1) == 0
     rows = torch.where(use_source[:, None], source_rows, err_rows).long()
@@ -161,7 +161,7 @@ def pick_points(
     x = torch.where(empty, 0, col)
     y = torch.where(empty, 0, row)
     labels = source[units, y, x].long()
-    return torch.stack([x, y], dim=1).float(), labels
+    return torch.stack([x, y], dim=1), labels
 
 
 class BatchedSamRefiner:
@@ -171,6 +171,8 @@ class BatchedSamRefiner:
         self.sam = sam.to(device).eval()
         self.device = torch.device(device)
         self.options = options
+        # float32 normally; tests run the model in float64 to compare paths bit for bit.
+        self.dtype = next(self.sam.mask_decoder.parameters()).dtype
         if options.precision == "bf16" and self.device.type != "cuda":
             raise ValueError("bf16 precision needs a CUDA device")
 
@@ -181,20 +183,20 @@ class BatchedSamRefiner:
 
     @torch.inference_mode()
     def encode(self, images: Sequence[np.ndarray]) -> torch.Tensor:
-        """Image embeddings (B, C, 64, 64) float32 of resized (h', w', 3) uint8 RGB images."""
+        """Image embeddings (B, C, 64, 64) of resized (h', w', 3) uint8 RGB images."""
         batch = []
         for image in images:
             x = torch.tensor(image, dtype=torch.uint8).to(self.device, non_blocking=True)
-            batch.append(self.sam.preprocess(x.permute(2, 0, 1).float()))
+            batch.append(self.sam.preprocess(x.permute(2, 0, 1).to(self.dtype)))
         with self._autocast():
-            return self.sam.image_encoder(torch.stack(batch)).float()
+            return self.sam.image_encoder(torch.stack(batch)).to(self.dtype)
 
     @torch.inference_mode()
     def refine(self, embeddings: torch.Tensor, jobs: Sequence[InstanceJob]) -> list[np.ndarray]:
         """Ensembled (H, W) bool masks, one per job, before small-region cleanup."""
         if not jobs:
             return []
-        state = _UnitState(jobs, self.options.num_trials, self.device)
+        state = _UnitState(jobs, self.options.num_trials, self.device, self.dtype)
         for k in range(max(job.rounds for job in jobs)):
             active = [i for i, job in enumerate(jobs) if job.rounds > k]
             for chunk in self._chunks(active):
@@ -229,7 +231,7 @@ class BatchedSamRefiner:
                 sparse,
                 dense,
             )
-        logits = logits.float()
+        logits = logits.to(self.dtype)
         state.low_res[units] = logits
         n = len(chunk)
         h2 = max(jobs[i].resized[0] for i in chunk)
@@ -260,7 +262,7 @@ class BatchedSamRefiner:
             state.source_rows[ids, :h2].repeat_interleave(t, dim=0),
             state.uniforms[units, k],
         )
-        state.points[units, k] = xy
+        state.points[units, k] = xy.to(state.points.dtype)
         state.labels[units, k] = labels
 
     def _vote(self, jobs: Sequence[InstanceJob], state: _UnitState) -> list[np.ndarray]:
@@ -286,7 +288,7 @@ class BatchedSamRefiner:
             flagged = state.fallback[units].nonzero().squeeze(1)
             if flagged.numel():
                 jobs_flagged = torch.as_tensor(chunk, device=self.device)[flagged // t]
-                maps[flagged, 0] = state.source[jobs_flagged, :h2, :w2].float()
+                maps[flagged, 0] = state.source[jobs_flagged, :h2, :w2].to(maps.dtype)
             full = F.interpolate(maps, (h, w), mode="bilinear", align_corners=False)
             vote_type = torch.uint8 if t < 256 else torch.int32
             votes = (full[:, 0] > 0).view(len(chunk), t, h, w).sum(1, dtype=vote_type)
@@ -299,7 +301,9 @@ class BatchedSamRefiner:
 class _UnitState:
     """Per-unit tensors of one ``refine`` call, unit u = job * T + trial."""
 
-    def __init__(self, jobs: Sequence[InstanceJob], t: int, device: torch.device) -> None:
+    def __init__(
+        self, jobs: Sequence[InstanceJob], t: int, device: torch.device, dtype: torch.dtype
+    ) -> None:
         n = len(jobs)
         self.t = t
         self.device = device
@@ -312,16 +316,16 @@ class _UnitState:
             source[i, :h2, :w2] = torch.from_numpy(job.source)
             sizes[i] = torch.tensor([h2, w2])
             uniforms[i * t : (i + 1) * t, : job.uniforms.shape[1]] = torch.from_numpy(job.uniforms)
-        boxes = np.concatenate([job.boxes for job in jobs]).astype(np.float32)
+        boxes = np.concatenate([job.boxes for job in jobs])
         self.source = source.to(device)
         self.source_rows = row_counts(self.source)
         self.sizes = sizes.to(device)
         self.uniforms = uniforms.to(device)
-        self.boxes = torch.from_numpy(boxes).to(device)
+        self.boxes = torch.from_numpy(boxes).to(device, dtype)
         self.slot = torch.as_tensor([job.image_slot for job in jobs], device=device)
-        self.low_res = torch.zeros((n * t, 1, LOW_RES, LOW_RES), device=device)
+        self.low_res = torch.zeros((n * t, 1, LOW_RES, LOW_RES), device=device, dtype=dtype)
         self.fallback = torch.zeros(n * t, dtype=torch.bool, device=device)
-        self.points = torch.zeros((n * t, max(max_points, 1), 2), device=device)
+        self.points = torch.zeros((n * t, max(max_points, 1), 2), device=device, dtype=dtype)
         self.labels = torch.zeros((n * t, max(max_points, 1)), dtype=torch.long, device=device)
         self._lines = torch.arange(CANVAS, device=device)
 
