@@ -160,3 +160,12 @@ def test_real_coco_sample(coco30, kind, boxes):
         k = cats.index(row.id)
         v = prec[:, :, k][prec[:, :, k] > -1]
         assert row.ap == (float(np.mean(v)) if v.size else None)
+
+
+def test_gt_id_zero_quirk_is_reproduced_and_reported():
+    gt, dets = edge_case_set()
+    gt = copy.deepcopy(gt)
+    gt["annotations"][0]["id"] = 0  # the 32x32 GT, matched by two detections
+    report = evaluate(gt, dets, ["segm"], workers=1)
+    assert_matches_coco(report.metrics["segm"], run_cocoeval(gt, dets, "segm"))
+    assert any("id 0" in w for w in report.warnings)

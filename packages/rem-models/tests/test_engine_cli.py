@@ -35,8 +35,9 @@ def _last_line(result) -> str:
 @pytest.fixture(scope="module")
 def sample(tmp_path_factory: pytest.TempPathFactory):
     root = tmp_path_factory.mktemp("cli_sample")
-    return make_sample(root, num_images=6, width=64, height=64, num_categories=3,
-                       image_format="png")  # fmt: skip
+    return make_sample(
+        root, num_images=6, width=64, height=64, num_categories=3, image_format="png"
+    )
 
 
 @pytest.fixture
@@ -49,8 +50,15 @@ def tiny(empty_registry):
     return empty_registry
 
 
-QUICK = ["steps=3", "batch_size=2", "log_every=1", "num_workers=0", "checkpoint_every=2",
-         "augment.image_size=64", "model.image_size=64"]  # fmt: skip
+QUICK = [
+    "steps=3",
+    "batch_size=2",
+    "log_every=1",
+    "num_workers=0",
+    "checkpoint_every=2",
+    "augment.image_size=64",
+    "model.image_size=64",
+]
 
 
 def _set(*items: str) -> list[str]:
@@ -61,9 +69,20 @@ def test_train_then_predict(tiny, sample, tmp_path: Path) -> None:
     torch.set_num_threads(1)
     out = tmp_path / "run"
     result = _rem(
-        "train", "tiny_maskrcnn", "--train-json", sample.exact, "--image-dir", sample.image_dir,
-        "--eval-json", sample.exact, "--out", out, "--device", "cpu", *_set(*QUICK),
-    )  # fmt: skip
+        "train",
+        "tiny_maskrcnn",
+        "--train-json",
+        sample.exact,
+        "--image-dir",
+        sample.image_dir,
+        "--eval-json",
+        sample.exact,
+        "--out",
+        out,
+        "--device",
+        "cpu",
+        *_set(*QUICK),
+    )
     assert result.exit_code == 0, result.output
     assert "dropped 1 image(s) without usable instances" in result.output
     run = json.loads((out / "run.json").read_text())
@@ -79,10 +98,19 @@ def test_train_then_predict(tiny, sample, tmp_path: Path) -> None:
     # predict over the images of the COCO file
     results_path = tmp_path / "results.json"
     result = _rem(
-        "predict", "tiny_maskrcnn", "--checkpoint", out / "model_final.safetensors",
-        "--images", sample.exact, "--image-dir", sample.image_dir, "--out", results_path,
-        "--device", "cpu",
-    )  # fmt: skip
+        "predict",
+        "tiny_maskrcnn",
+        "--checkpoint",
+        out / "model_final.safetensors",
+        "--images",
+        sample.exact,
+        "--image-dir",
+        sample.image_dir,
+        "--out",
+        results_path,
+        "--device",
+        "cpu",
+    )
     assert result.exit_code == 0, result.output
     detections = json.loads(results_path.read_text())
     assert detections, "an untrained model with threshold 0 still returns detections"
@@ -95,19 +123,55 @@ def test_train_then_predict(tiny, sample, tmp_path: Path) -> None:
     gt = COCO(str(sample.exact))
     assert len(gt.loadRes(str(results_path)).anns) == len(detections)
 
+    # a training snapshot serves as a checkpoint too (config and categories inside)
+    from_snapshot = tmp_path / "from_snapshot.json"
+    result = _rem(
+        "predict",
+        "tiny_maskrcnn",
+        "--checkpoint",
+        out / "checkpoints" / "snapshot_00000003.pt",
+        "--images",
+        sample.exact,
+        "--image-dir",
+        sample.image_dir,
+        "--out",
+        from_snapshot,
+    )
+    assert result.exit_code == 0, result.output
+    assert json.loads(from_snapshot.read_text()) == detections
+
     # resume with more steps continues from the final snapshot
     result = _rem(
-        "train", "tiny_maskrcnn", "--train-json", sample.exact, "--image-dir", sample.image_dir,
-        "--out", out, "--device", "cpu", "--resume", "--set", "steps=4",
-    )  # fmt: skip
+        "train",
+        "tiny_maskrcnn",
+        "--train-json",
+        sample.exact,
+        "--image-dir",
+        sample.image_dir,
+        "--out",
+        out,
+        "--device",
+        "cpu",
+        "--resume",
+        "--set",
+        "steps=4",
+    )
     assert result.exit_code == 0, result.output
     assert "(step 3)" in result.output
     assert [r["step"] for r in read_metrics(out / "metrics.jsonl") if "eval" not in r][-1] == 4
 
 
 def test_train_user_errors(tiny, sample, tmp_path: Path) -> None:
-    base = ["train", "tiny_maskrcnn", "--train-json", sample.exact, "--image-dir",
-            sample.image_dir, "--out", tmp_path]  # fmt: skip
+    base = [
+        "train",
+        "tiny_maskrcnn",
+        "--train-json",
+        sample.exact,
+        "--image-dir",
+        sample.image_dir,
+        "--out",
+        tmp_path,
+    ]
     result = _rem(*base, "--set", "stepz=3")
     assert result.exit_code == 2
     assert _last_line(result).startswith("error: --set: unknown config key 'stepz': no field")
@@ -116,10 +180,14 @@ def test_train_user_errors(tiny, sample, tmp_path: Path) -> None:
     assert _last_line(result) == (
         "error: --set: model.num_classes=5 but the training file has 3 categories"
     )
+    result = _rem("train", "tiny_maskrcnn", "--image-dir", sample.image_dir)
+    assert result.exit_code == 2
+    assert _last_line(result) == "error: rem train: give --train-json (an instances file) or --refs"
     result = _rem(*base, "--set", "batch_size=3", "--set", "grad_accum=2")
     assert result.exit_code == 2 and "not a multiple of grad_accum" in _last_line(result)
-    result = _rem("train", "tiny_maskrcnn", "--train-json", tmp_path / "nope.json",
-                  "--image-dir", tmp_path)  # fmt: skip
+    result = _rem(
+        "train", "tiny_maskrcnn", "--train-json", tmp_path / "nope.json", "--image-dir", tmp_path
+    )
     assert result.exit_code == 2 and _last_line(result).endswith("nope.json: file not found")
 
 
@@ -161,15 +229,30 @@ def fixed(empty_registry, tmp_path: Path) -> Path:
     ckpt = tmp_path / "fixed.safetensors"
     # Stored label order is kept as is: label 0 -> id 7, 1 -> 3, 2 -> 11.
     categories = [{"id": 7, "name": "a"}, {"id": 3, "name": "b"}, {"id": 11, "name": "c"}]
-    save_checkpoint_safetensors(ckpt, {"dummy": torch.zeros(1)}, FixedConfig(), arch="fixed",
-                                metadata={CATEGORIES_KEY: json.dumps(categories)})  # fmt: skip
+    save_checkpoint_safetensors(
+        ckpt,
+        {"dummy": torch.zeros(1)},
+        FixedConfig(),
+        arch="fixed",
+        metadata={CATEGORIES_KEY: json.dumps(categories)},
+    )
     return ckpt
 
 
 def test_predict_writes_exact_coco_results(fixed: Path, tmp_path: Path) -> None:
     out = tmp_path / "out" / "res.json"
-    result = _rem("predict", "fixed", "--checkpoint", fixed, "--images", tmp_path / "images",
-                  "--out", out, "--device", "cpu")  # fmt: skip
+    result = _rem(
+        "predict",
+        "fixed",
+        "--checkpoint",
+        fixed,
+        "--images",
+        tmp_path / "images",
+        "--out",
+        out,
+        "--device",
+        "cpu",
+    )
     assert result.exit_code == 0, result.output
     detections = json.loads(out.read_text())
     Results.model_validate(detections)
@@ -181,11 +264,21 @@ def test_predict_writes_exact_coco_results(fixed: Path, tmp_path: Path) -> None:
     expected = []
     for image_id in (1, 2):  # a.png, b.png in name order
         expected += [
-            {"image_id": image_id, "category_id": 11, "bbox": [1.0, 2.0, 4.0, 6.0],
-             "score": pytest.approx(0.9), "segmentation": mask_ops.encode(first)},
-            {"image_id": image_id, "category_id": 7, "bbox": [6.5, 0.0, 5.5, 3.0],
-             "score": pytest.approx(0.2), "segmentation": mask_ops.encode(second)},
-        ]  # fmt: skip
+            {
+                "image_id": image_id,
+                "category_id": 11,
+                "bbox": [1.0, 2.0, 4.0, 6.0],
+                "score": pytest.approx(0.9),
+                "segmentation": mask_ops.encode(first),
+            },
+            {
+                "image_id": image_id,
+                "category_id": 7,
+                "bbox": [6.5, 0.0, 5.5, 3.0],
+                "score": pytest.approx(0.2),
+                "segmentation": mask_ops.encode(second),
+            },
+        ]
     assert detections == expected
     listing = json.loads((tmp_path / "out" / "res.images.json").read_text())
     assert listing["images"] == [
@@ -195,19 +288,47 @@ def test_predict_writes_exact_coco_results(fixed: Path, tmp_path: Path) -> None:
     assert [c["id"] for c in listing["categories"]] == [7, 3, 11]
     assert not [p for p in out.parent.iterdir() if p.name.startswith(".")]  # atomic writes
 
-    result = _rem("predict", "fixed", "--checkpoint", fixed, "--images", tmp_path / "images",
-                  "--out", out, "--score-threshold", "0.5")  # fmt: skip
+    result = _rem(
+        "predict",
+        "fixed",
+        "--checkpoint",
+        fixed,
+        "--images",
+        tmp_path / "images",
+        "--out",
+        out,
+        "--score-threshold",
+        "0.5",
+    )
     assert [d["category_id"] for d in json.loads(out.read_text())] == [11, 11]
 
 
 def test_predict_user_errors(fixed: Path, tmp_path: Path, tiny) -> None:
     del tiny
-    result = _rem("predict", "tiny_maskrcnn", "--checkpoint", fixed, "--images",
-                  tmp_path / "images", "--out", tmp_path / "r.json")  # fmt: skip
+    result = _rem(
+        "predict",
+        "tiny_maskrcnn",
+        "--checkpoint",
+        fixed,
+        "--images",
+        tmp_path / "images",
+        "--out",
+        tmp_path / "r.json",
+    )
     assert result.exit_code == 2
-    assert _last_line(result) == f"error: {fixed}: checkpoint is a 'fixed' model, not 'tiny_maskrcnn'"
-    result = _rem("predict", "fixed", "--checkpoint", fixed, "--images", tmp_path / "missing",
-                  "--out", tmp_path / "r.json")  # fmt: skip
+    assert (
+        _last_line(result) == f"error: {fixed}: checkpoint is a 'fixed' model, not 'tiny_maskrcnn'"
+    )
+    result = _rem(
+        "predict",
+        "fixed",
+        "--checkpoint",
+        fixed,
+        "--images",
+        tmp_path / "missing",
+        "--out",
+        tmp_path / "r.json",
+    )
     assert result.exit_code == 2
     assert _last_line(result) == f"error: {tmp_path / 'missing'}: no such file or folder"
 
@@ -218,8 +339,12 @@ def test_predict_user_errors(fixed: Path, tmp_path: Path, tiny) -> None:
 
 def test_convert_checkpoint_with_family_converter(empty_registry, toy, tmp_path: Path) -> None:
     def convert(state: dict[str, torch.Tensor], config) -> dict[str, torch.Tensor]:
-        return {"fc1.weight": state["layer1.w"], "fc1.bias": state["layer1.b"],
-                "fc2.weight": state["layer2.w"].T, "fc2.bias": state["layer2.b"]}  # fmt: skip
+        return {
+            "fc1.weight": state["layer1.w"],
+            "fc1.bias": state["layer1.b"],
+            "fc2.weight": state["layer2.w"].T,
+            "fc2.bias": state["layer2.b"],
+        }
 
     @register_model("mlp-conv", config=toy.MLPConfig(), converter=convert)
     def mlp_conv(config) -> torch.nn.Module:
@@ -250,6 +375,18 @@ def test_convert_checkpoint_with_family_converter(empty_registry, toy, tmp_path:
     by_hand = by_hand @ official["layer2.w"] + official["layer2.b"]
     np.testing.assert_allclose(model(x).detach().numpy(), by_hand, rtol=1e-5, atol=1e-5)
 
+    # a converter may bring its own file reader (for files the generic loader refuses)
+    def read_file(path, file_format):
+        assert (Path(path), file_format) == (source, None)
+        return {k: torch.from_numpy(v) for k, v in official.items()}
+
+    calls = []
+    convert.read_file = lambda path, fmt: calls.append(path) or read_file(path, fmt)
+    result = _rem("convert-checkpoint", "mlp-conv", source, tmp_path / "read.safetensors")
+    assert result.exit_code == 0, result.output
+    assert calls == [source]
+    del convert.read_file
+
     result = _rem("convert-checkpoint", "mlp-bare", source, dest)
     assert result.exit_code == 2
     assert _last_line(result) == "error: model 'mlp-bare' has no checkpoint converter"
@@ -259,3 +396,37 @@ def test_convert_checkpoint_with_family_converter(empty_registry, toy, tmp_path:
     assert _last_line(result).startswith(
         f"error: {source}: converted weights do not fit 'mlp-conv': "
     )
+
+
+def test_initial_weights_skip_reshaped_heads(tmp_path: Path) -> None:
+    """Fine-tuning from a 5-class checkpoint into a 3-class model keeps all but the class heads."""
+    from rich.console import Console
+
+    from rem_models.engine.run_train import load_initial_weights
+
+    torch.manual_seed(0)
+    source = TinyMaskRCNN(TinyMaskRCNNConfig(num_classes=5))
+    path = tmp_path / "five.safetensors"
+    save_checkpoint_safetensors(path, source.state_dict(), TinyMaskRCNNConfig(num_classes=5))
+    target = TinyMaskRCNN(TinyMaskRCNNConfig(num_classes=3))
+    console = Console(record=True, width=300)
+    load_initial_weights(target, path, console)
+    reshaped = {
+        k for k, v in target.state_dict().items() if v.shape != source.state_dict()[k].shape
+    }
+    assert reshaped == {
+        "net.roi_heads.box_predictor.cls_score.weight",
+        "net.roi_heads.box_predictor.cls_score.bias",
+        "net.roi_heads.box_predictor.bbox_pred.weight",
+        "net.roi_heads.box_predictor.bbox_pred.bias",
+        "net.roi_heads.mask_predictor.mask_fcn_logits.weight",
+        "net.roi_heads.mask_predictor.mask_fcn_logits.bias",
+    }
+    for name, tensor in target.state_dict().items():
+        if name not in reshaped:
+            assert torch.equal(tensor, source.state_dict()[name]), name
+    total = len(source.state_dict())
+    assert (
+        f"{total - 6} tensors loaded, 6 skipped (shape differs, e.g. "
+        "net.roi_heads.box_predictor.bbox_pred.bias), 0 missing, 0 unexpected"
+    ) in console.export_text()

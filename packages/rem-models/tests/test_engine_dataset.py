@@ -53,20 +53,33 @@ def messy(tmp_path: Path) -> tuple[Path, Path, np.ndarray]:
             {"id": 11, "file_name": "b.png", "height": 8, "width": 12},
             {"id": 12, "file_name": "c.png", "height": 8, "width": 12},
         ],
-        "categories": [{"id": 9, "name": "nine"}, {"id": 2, "name": "two"},
-                       {"id": 5, "name": "five"}],  # fmt: skip
+        "categories": [
+            {"id": 9, "name": "nine"},
+            {"id": 2, "name": "two"},
+            {"id": 5, "name": "five"},
+        ],
         "annotations": [
             # a valid square plus a degenerate 4-number polygon
             {"id": 1, "image_id": 10, "category_id": 5, "segmentation": [SQUARE, [0, 0, 1, 1]]},
             # nothing but a degenerate polygon -> the annotation is skipped
             {"id": 2, "image_id": 10, "category_id": 9, "segmentation": [[2, 2, 3, 3]]},
             {"id": 3, "image_id": 10, "category_id": 2, "segmentation": _uncompressed(rle_mask)},
-            {"id": 4, "image_id": 10, "category_id": 2, "iscrowd": 1,
-             "segmentation": _uncompressed(rle_mask)},  # fmt: skip
+            {
+                "id": 4,
+                "image_id": 10,
+                "category_id": 2,
+                "iscrowd": 1,
+                "segmentation": _uncompressed(rle_mask),
+            },
             {"id": 5, "image_id": 10, "category_id": 77, "segmentation": [SQUARE]},
             {"id": 6, "image_id": 10, "category_id": 5, "bbox": [0, 0, 2, 2]},  # no mask
-            {"id": 7, "image_id": 12, "category_id": 5, "iscrowd": 1,
-             "segmentation": _uncompressed(rle_mask)},  # fmt: skip
+            {
+                "id": 7,
+                "image_id": 12,
+                "category_id": 5,
+                "iscrowd": 1,
+                "segmentation": _uncompressed(rle_mask),
+            },
         ],
     }
     path = tmp_path / "messy.json"
@@ -75,8 +88,9 @@ def messy(tmp_path: Path) -> tuple[Path, Path, np.ndarray]:
 
 
 def test_category_map_sorts_by_id_and_round_trips() -> None:
-    cats = CategoryMap.from_categories([{"id": 9, "name": "c"}, {"id": 2, "name": "a"},
-                                        {"id": 5, "name": "b"}])  # fmt: skip
+    cats = CategoryMap.from_categories(
+        [{"id": 9, "name": "c"}, {"id": 2, "name": "a"}, {"id": 5, "name": "b"}]
+    )
     assert cats.ids == (2, 5, 9)
     assert [cats.to_label(i) for i in (2, 5, 9)] == [0, 1, 2]
     assert cats.to_category_id(2) == 9
@@ -141,12 +155,15 @@ def test_exif_orientation_is_applied(tmp_path: Path) -> None:
     assert upright[:, -1].min() > 200 and upright[:, 0].max() < 60  # white is now on the right
     assert image_size(path) == {"height": 6, "width": 4}
 
-    data = {"images": [{"id": 1, "file_name": "rot.jpg", "height": 4, "width": 6}],
-            "categories": [{"id": 1, "name": "x"}],
-            "annotations": [{"id": 1, "image_id": 1, "category_id": 1,
-                             "segmentation": [[0, 0, 3, 0, 3, 3]]}]}  # fmt: skip
+    data = {
+        "images": [{"id": 1, "file_name": "rot.jpg", "height": 4, "width": 6}],
+        "categories": [{"id": 1, "name": "x"}],
+        "annotations": [
+            {"id": 1, "image_id": 1, "category_id": 1, "segmentation": [[0, 0, 3, 0, 3, 3]]}
+        ],
+    }
     (tmp_path / "rot.json").write_text(json.dumps(data))
-    with pytest.raises(RemError, match="image is 4x6 .* annotation file says 6x4"):
+    with pytest.raises(RemError, match=r"image is 4x6 .* annotation file says 6x4"):
         CocoInstances(tmp_path / "rot.json", tmp_path)[0]
 
 
@@ -158,7 +175,11 @@ def test_image_files_from_folder(tmp_path: Path) -> None:
     assert [(e["image_id"], e["file_name"]) for e in files.entries] == [(1, "a.png"), (2, "b.png")]
     image, info = files[1]
     assert image.shape == (3, 5, 7) and info == {
-        "image_id": 2, "file_name": "b.png", "height": 5, "width": 7}  # fmt: skip
+        "image_id": 2,
+        "file_name": "b.png",
+        "height": 5,
+        "width": 7,
+    }
     with pytest.raises(RemError, match="no image files"):
         ImageFiles(tmp_path / "empty" if (tmp_path / "empty").mkdir() is None else tmp_path)
 
@@ -247,8 +268,10 @@ def test_cropped_away_instances_are_dropped(tmp_path: Path) -> None:
 
 def test_processes_and_accumulation_share_one_global_batch() -> None:
     single = TrainBatchSampler(10, 4, steps=5, seed=3)
-    micro = {r: list(TrainBatchSampler(10, 4, steps=5, world_size=2, rank=r, grad_accum=2,
-                                       seed=3)) for r in (0, 1)}  # fmt: skip
+    micro = {
+        r: list(TrainBatchSampler(10, 4, steps=5, world_size=2, rank=r, grad_accum=2, seed=3))
+        for r in (0, 1)
+    }
     batches = list(single)
     assert len(batches) == 5 and len(micro[0]) == 10
     for step in range(5):

@@ -7,7 +7,9 @@ each and DDP averages: final weights and last gradients must agree to float roun
 
 from __future__ import annotations
 
+import json
 import os
+import socket
 from pathlib import Path
 
 import pytest
@@ -15,34 +17,56 @@ import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 from rich.console import Console
-from toy_detectors import MeanColourRegressor, RegressorConfig
+from toy_detectors import FixedPredictor, MeanColourRegressor, RegressorConfig
 
 from rem_core.synth import make_sample
-from rem_models.engine import AugmentConfig, CocoInstances, TrainConfig, Trainer
-from rem_models.engine.distributed import current
+from rem_models.engine import (
+    AugmentConfig,
+    CategoryMap,
+    CocoInstances,
+    ImageFiles,
+    TrainConfig,
+    Trainer,
+    predict_dataset,
+)
+from rem_models.engine.distributed import DistInfo, current, init_distributed
 
 
 def _config(grad_accum: int) -> TrainConfig:
     return TrainConfig(
-        steps=3, batch_size=4, grad_accum=grad_accum, lr=0.05, warmup_steps=1,
-        clip_grad_norm=100.0, num_workers=0, log_every=1, checkpoint_every=100,
+        steps=3,
+        batch_size=4,
+        grad_accum=grad_accum,
+        lr=0.05,
+        warmup_steps=1,
+        clip_grad_norm=100.0,
+        num_workers=0,
+        log_every=1,
+        checkpoint_every=100,
         augment=AugmentConfig(kind="lsj", image_size=64, min_scale=0.5, max_scale=1.5),
-    )  # fmt: skip
+    )
 
 
 def _train(sample_dir: Path, out_dir: Path, grad_accum: int) -> dict[str, dict]:
     """Train from identical initial weights; return final weights and last gradients."""
     torch.set_num_threads(1)
     dataset = CocoInstances(
-        sample_dir / "exact.json", sample_dir / "images",
-        augment=_config(grad_accum).augment, seed=5,
-    )  # fmt: skip
+        sample_dir / "exact.json",
+        sample_dir / "images",
+        augment=_config(grad_accum).augment,
+        seed=5,
+    )
     torch.manual_seed(0)
     model = MeanColourRegressor(RegressorConfig())
     trainer = Trainer(
-        model, dataset, _config(grad_accum), out_dir, seed=5,
-        console=Console(file=open(os.devnull, "w")), dist_info=current(),  # noqa: SIM115
-    )  # fmt: skip
+        model,
+        dataset,
+        _config(grad_accum),
+        out_dir,
+        seed=5,
+        console=Console(quiet=True),
+        dist_info=current(),
+    )
     trainer.run()
     return {
         "weights": {k: v.detach().clone() for k, v in model.state_dict().items()},
@@ -50,14 +74,40 @@ def _train(sample_dir: Path, out_dir: Path, grad_accum: int) -> dict[str, dict]:
     }
 
 
-def _worker(rank: int, sample_dir: Path, out_dir: Path, rendezvous: Path) -> None:
-    dist.init_process_group(
-        "gloo", init_method=f"file://{rendezvous}", rank=rank, world_size=2
+def _predict(sample_dir: Path, info: DistInfo | None = None) -> list[dict]:
+    """Results of a fixed predictor over every image (sharded over processes when several)."""
+    model = FixedPredictor(
+        {
+            "boxes": torch.tensor([[1.0, 2.0, 3.0, 4.0]]),
+            "scores": torch.tensor([0.5]),
+            "labels": torch.tensor([1]),
+        }
     )
+    images = ImageFiles(sample_dir / "images")
+    cats = CategoryMap.from_categories([{"id": 3, "name": "a"}, {"id": 8, "name": "b"}])
+    return predict_dataset(model, images, cats, torch.device("cpu"), dist_info=info)
+
+
+def _worker(rank: int, sample_dir: Path, out_dir: Path, port: int) -> None:
+    # What torchrun sets for each process; init_distributed joins the group from it.
+    os.environ.update(
+        RANK=str(rank),
+        LOCAL_RANK=str(rank),
+        WORLD_SIZE="2",
+        MASTER_ADDR="127.0.0.1",
+        MASTER_PORT=str(port),
+    )
+    info, device = init_distributed("cpu")
+    assert (info.rank, info.world_size, device.type) == (rank, 2, "cpu")
+    assert dist.get_backend() == "gloo"
     try:
         result = _train(sample_dir, out_dir, grad_accum=1)
+        predictions = _predict(sample_dir, info)
         if rank == 0:
             torch.save(result, out_dir / "ddp_result.pt")
+            (out_dir / "ddp_predictions.json").write_text(json.dumps(predictions))
+        else:
+            assert predictions == []  # everything is gathered on the main process
     finally:
         dist.destroy_process_group()
 
@@ -75,17 +125,26 @@ def test_two_gloo_processes_match_one_process(sample_dir: Path, tmp_path: Path) 
 
     ddp_out = tmp_path / "ddp"
     ddp_out.mkdir()
-    mp.spawn(_worker, args=(sample_dir, ddp_out, tmp_path / "rdzv"), nprocs=2, join=True)
+    with socket.socket() as probe:  # a free port for the rendezvous
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    mp.spawn(_worker, args=(sample_dir, ddp_out, port), nprocs=2, join=True)
     ddp = torch.load(ddp_out / "ddp_result.pt", weights_only=True)
+    # prediction: each process took every other image; the main one got all, in order
+    predictions = json.loads((ddp_out / "ddp_predictions.json").read_text())
+    assert predictions == _predict(sample_dir)
+    assert [p["image_id"] for p in predictions] == list(range(1, 8))
 
     moved = False
     for name, start in MeanColourRegressor(RegressorConfig()).state_dict().items():
         del start
         for other in (accumulated, ddp):
-            torch.testing.assert_close(other["grads"].get(name), reference["grads"].get(name),
-                                       rtol=1e-5, atol=1e-7)  # fmt: skip
-            torch.testing.assert_close(other["weights"][name], reference["weights"][name],
-                                       rtol=1e-5, atol=1e-7)  # fmt: skip
+            torch.testing.assert_close(
+                other["grads"].get(name), reference["grads"].get(name), rtol=1e-5, atol=1e-7
+            )
+            torch.testing.assert_close(
+                other["weights"][name], reference["weights"][name], rtol=1e-5, atol=1e-7
+            )
         moved |= bool(reference["grads"][name].abs().sum() > 0)
     assert moved, "the gradients are all zero: the test would not see a difference"
 
@@ -94,6 +153,4 @@ def test_metrics_and_snapshot_written_once(sample_dir: Path, tmp_path: Path) -> 
     _train(sample_dir, tmp_path, grad_accum=2)
     lines = (tmp_path / "metrics.jsonl").read_text().splitlines()
     assert [int(line.split('"step": ')[1].split(",")[0]) for line in lines] == [1, 2, 3]
-    assert sorted(p.name for p in (tmp_path / "checkpoints").iterdir()) == [
-        "snapshot_00000003.pt"
-    ]
+    assert sorted(p.name for p in (tmp_path / "checkpoints").iterdir()) == ["snapshot_00000003.pt"]

@@ -69,9 +69,13 @@ def test_vit_layer_ids_follow_detectron2_names() -> None:
 
 def test_layer_decay_and_weight_decay_by_hand() -> None:
     cfg = TrainConfig(
-        lr=1.0, weight_decay=0.1, weight_decay_norm=0.0, layer_decay=0.5,
-        layer_decay_num_layers=3, weight_decay_overrides={"pos_embed": 0.0},
-    )  # fmt: skip
+        lr=1.0,
+        weight_decay=0.1,
+        weight_decay_norm=0.0,
+        layer_decay=0.5,
+        layer_decay_num_layers=3,
+        weight_decay_overrides={"pos_embed": 0.0},
+    )
     groups = build_param_groups(ToyDetector(), cfg)
     got = _by_name(groups)
     # L = 3 -> scale = 0.5 ** (4 - id): embeddings 1/16, block i 0.5 ** (3 - i), rest 1.

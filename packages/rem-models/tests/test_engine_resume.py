@@ -7,7 +7,6 @@ random state, and the data stream restarts at the right batch.
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
@@ -41,10 +40,18 @@ class StopAtStep(torch.utils.data.Dataset):
 
 
 CFG = TrainConfig(
-    steps=5, batch_size=2, grad_accum=2, lr=2e-3, warmup_steps=2, milestones=[3],
-    checkpoint_every=2, log_every=1, num_workers=0, keep_checkpoints=5,
+    steps=5,
+    batch_size=2,
+    grad_accum=2,
+    lr=2e-3,
+    warmup_steps=2,
+    milestones=[3],
+    checkpoint_every=2,
+    log_every=1,
+    num_workers=0,
+    keep_checkpoints=5,
     augment=AugmentConfig(kind="lsj", image_size=64, min_scale=0.5, max_scale=1.5),
-)  # fmt: skip
+)
 
 
 @pytest.fixture(scope="module")
@@ -55,7 +62,7 @@ def dataset(tmp_path_factory: pytest.TempPathFactory) -> CocoInstances:
 
 
 def _trainer(model: torch.nn.Module, data, out: Path) -> Trainer:
-    quiet = Console(file=open(os.devnull, "w"))  # noqa: SIM115
+    quiet = Console(quiet=True)
     return Trainer(model, data, CFG, out, seed=11, console=quiet)
 
 
@@ -93,9 +100,9 @@ def test_resume_reproduces_the_uninterrupted_run(dataset: CocoInstances, tmp_pat
 def test_snapshot_is_weights_only_and_complete(dataset: CocoInstances, tmp_path: Path) -> None:
     torch.set_num_threads(1)
     cfg = CFG.model_copy(update={"steps": 2})
-    quiet = Console(file=open(os.devnull, "w"))  # noqa: SIM115
+    quiet = Console(quiet=True)
     Trainer(_model(0), dataset, cfg, tmp_path, seed=1, console=quiet, meta={"arch": "x"}).run()
-    (step, path), = list_snapshots(tmp_path)  # fmt: skip
+    ((step, path),) = list_snapshots(tmp_path)
     state = load_snapshot(path)  # torch.load(weights_only=True) inside
     assert step == state["step"] == 2
     assert set(state) >= {"model", "optimizer", "scheduler", "rng", "train_config", "meta"}

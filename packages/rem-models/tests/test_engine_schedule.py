@@ -13,12 +13,26 @@ from rem_models.engine.schedule import build_scheduler, lr_multiplier
 
 def test_step_schedule_with_linear_warmup() -> None:
     cfg = TrainConfig(
-        steps=100, schedule="step", milestones=[60, 80], gamma=0.1, warmup_steps=10,
+        steps=100,
+        schedule="step",
+        milestones=[60, 80],
+        gamma=0.1,
+        warmup_steps=10,
         warmup_factor=0.001,
-    )  # fmt: skip
+    )
     # warmup: 0.001 -> 1 linearly over 10 steps; then 1 until 60, 0.1 until 80, 0.01 after.
-    expected = {0: 0.001, 1: 0.001 + 0.999 * 0.1, 5: 0.5005, 9: 0.001 + 0.999 * 0.9, 10: 1.0,
-                59: 1.0, 60: 0.1, 79: 0.1, 80: 0.01, 99: 0.01}  # fmt: skip
+    expected = {
+        0: 0.001,
+        1: 0.001 + 0.999 * 0.1,
+        5: 0.5005,
+        9: 0.001 + 0.999 * 0.9,
+        10: 1.0,
+        59: 1.0,
+        60: 0.1,
+        79: 0.1,
+        80: 0.01,
+        99: 0.01,
+    }
     for step, value in expected.items():
         assert lr_multiplier(step, cfg) == pytest.approx(value, rel=1e-12), step
 
@@ -55,8 +69,15 @@ def test_cosine_warmup_ends_on_the_cosine_curve() -> None:
 
 def test_scheduler_scales_each_group_by_its_own_lr() -> None:
     """Layer-decayed groups keep their ratio: lr = base * scale * multiplier at every step."""
-    cfg = TrainConfig(steps=6, lr=0.2, milestones=[4], gamma=0.5, warmup_steps=2,
-                      warmup_factor=0.25, optimizer="sgd")  # fmt: skip
+    cfg = TrainConfig(
+        steps=6,
+        lr=0.2,
+        milestones=[4],
+        gamma=0.5,
+        warmup_steps=2,
+        warmup_factor=0.25,
+        optimizer="sgd",
+    )
     a, b = torch.nn.Parameter(torch.zeros(1)), torch.nn.Parameter(torch.zeros(1))
     opt = torch.optim.SGD([{"params": [a], "lr": 0.2}, {"params": [b], "lr": 0.2 * 0.49}], lr=0.2)
     sched = build_scheduler(opt, cfg)

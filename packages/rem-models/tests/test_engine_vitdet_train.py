@@ -43,10 +43,19 @@ SPEED = [
     "model.rpn.post_nms_topk_test=100",
 ]
 RECIPE = [
-    "steps=200", "batch_size=2", "lr=1e-3", "weight_decay=0.05", "schedule=cosine",
-    "warmup_steps=20", "clip_grad_norm=5.0", "augment.kind=resize", "augment.image_size=128",
-    "num_workers=1", "log_every=50", "checkpoint_every=100",
-]  # fmt: skip
+    "steps=200",
+    "batch_size=2",
+    "lr=1e-3",
+    "weight_decay=0.05",
+    "schedule=cosine",
+    "warmup_steps=20",
+    "clip_grad_norm=5.0",
+    "augment.kind=resize",
+    "augment.image_size=128",
+    "num_workers=1",
+    "log_every=50",
+    "checkpoint_every=100",
+]
 
 
 def _set(items: list[str]) -> list[str]:
@@ -69,11 +78,24 @@ def _mask_ap(gt_path: Path, results_path: Path) -> float:
 def _predict(checkpoint: Path, sample, out: Path) -> float:
     result = CliRunner().invoke(
         cli,
-        ["predict", "vitdet_test", "--checkpoint", str(checkpoint), "--images",
-         str(sample.exact), "--image-dir", str(sample.image_dir), "--out", str(out),
-         "--device", "cpu", "--batch-size", "4"],
+        [
+            "predict",
+            "vitdet_test",
+            "--checkpoint",
+            str(checkpoint),
+            "--images",
+            str(sample.exact),
+            "--image-dir",
+            str(sample.image_dir),
+            "--out",
+            str(out),
+            "--device",
+            "cpu",
+            "--batch-size",
+            "4",
+        ],
         catch_exceptions=False,
-    )  # fmt: skip
+    )
     assert result.exit_code == 0, result.output
     Results.model_validate(json.loads(out.read_text()))
     return _mask_ap(sample.exact, out)
@@ -82,11 +104,25 @@ def _predict(checkpoint: Path, sample, out: Path) -> float:
 def test_tiny_vitdet_learns_masks(tmp_path: Path) -> None:
     if "vitdet_test" not in list_models():
         pytest.skip("vitdet_test is not registered")
-    torch.set_num_threads(min(2, os.cpu_count() or 1))
-    train = make_sample(tmp_path / "train", num_images=24, width=128, height=128,
-                        num_categories=3, image_format="png", seed=0)  # fmt: skip
-    held_out = make_sample(tmp_path / "eval", num_images=12, width=128, height=128,
-                           num_categories=3, image_format="png", seed=1)  # fmt: skip
+    torch.set_num_threads(1)  # shared CPUs: more threads spin and slow each other down
+    train = make_sample(
+        tmp_path / "train",
+        num_images=24,
+        width=128,
+        height=128,
+        num_categories=3,
+        image_format="png",
+        seed=0,
+    )
+    held_out = make_sample(
+        tmp_path / "eval",
+        num_images=12,
+        width=128,
+        height=128,
+        num_categories=3,
+        image_format="png",
+        seed=1,
+    )
 
     # chance: the same architecture, untrained
     categories = CategoryMap.from_categories(json.loads(train.exact.read_text())["categories"])
@@ -94,28 +130,47 @@ def test_tiny_vitdet_learns_masks(tmp_path: Path) -> None:
     config = get_model_config("vitdet_test", num_classes=3)
     untrained = tmp_path / "untrained.safetensors"
     save_checkpoint_safetensors(
-        untrained, get_model("vitdet_test", config).state_dict(), config, arch="vitdet_test",
+        untrained,
+        get_model("vitdet_test", config).state_dict(),
+        config,
+        arch="vitdet_test",
         metadata={CATEGORIES_KEY: categories.to_json()},
-    )  # fmt: skip
+    )
     chance = _predict(untrained, held_out, tmp_path / "untrained.json")
 
     out = tmp_path / "run"
     start = time.perf_counter()
     result = CliRunner().invoke(
         cli,
-        ["train", "vitdet_test", "--train-json", str(train.exact), "--image-dir",
-         str(train.image_dir), "--eval-json", str(held_out.exact), "--eval-image-dir",
-         str(held_out.image_dir), "--out", str(out), "--device", "cpu", "--seed", "0",
-         *_set(SPEED + RECIPE)],
+        [
+            "train",
+            "vitdet_test",
+            "--train-json",
+            str(train.exact),
+            "--image-dir",
+            str(train.image_dir),
+            "--eval-json",
+            str(held_out.exact),
+            "--eval-image-dir",
+            str(held_out.image_dir),
+            "--out",
+            str(out),
+            "--device",
+            "cpu",
+            "--seed",
+            "0",
+            *_set(SPEED + RECIPE),
+        ],
         catch_exceptions=False,
-    )  # fmt: skip
+    )
     seconds = time.perf_counter() - start
     assert result.exit_code == 0, result.output
 
     trained = _predict(out / "model_final.safetensors", held_out, tmp_path / "trained.json")
     logged = read_metrics(out / "metrics.jsonl")
-    print(f"tiny ViTDet: mask AP {trained:.3f} (untrained {chance:.3f}), 200 steps, "
-          f"{seconds:.0f} s")  # fmt: skip
+    print(
+        f"tiny ViTDet: mask AP {trained:.3f} (untrained {chance:.3f}), 200 steps, {seconds:.0f} s"
+    )
     assert chance < 0.02
     assert trained > 0.08 and trained > chance + 0.06
     # the in-training evaluation saw the same model and the same images

@@ -99,8 +99,14 @@ class MeanColourRegressor(nn.Module):
         feats = torch.stack([self.conv(im[None] / 255.0).relu().mean((2, 3))[0] for im in images])
         pred = self.head(self.norm(feats))
         if not self.training:
-            return [{"boxes": torch.zeros(0, 4), "scores": torch.zeros(0),
-                     "labels": torch.zeros(0, dtype=torch.int64)} for _ in images]  # fmt: skip
+            return [
+                {
+                    "boxes": torch.zeros(0, 4),
+                    "scores": torch.zeros(0),
+                    "labels": torch.zeros(0, dtype=torch.int64),
+                }
+                for _ in images
+            ]
         truth = torch.stack(
             [
                 torch.cat([im.mean((1, 2)) / 255.0, torch.tensor([float(len(t["labels"]))])])

@@ -22,6 +22,15 @@ def synth_sample(tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
+def portrait_sample(tmp_path_factory):
+    """2 drawn portrait images (480 wide, 640 high), to mix image sizes in one batch."""
+    from rem_core.synth import make_sample
+
+    root = tmp_path_factory.mktemp("portrait") / "sample"
+    return make_sample(root, num_images=2, seed=1, width=480, height=640)
+
+
+@pytest.fixture(scope="session")
 def tiny_checkpoint(tmp_path_factory) -> Path:
     """A state dict of the random-weight ``tiny`` SAM, saved like an official checkpoint."""
     import torch

@@ -34,8 +34,12 @@ def noisy_boxes(mask: np.ndarray, normals: np.ndarray, clamp: str) -> np.ndarray
         sy = min(0.1 * (y2 - y1), 10.0)
         box = [x1 - abs(z[0]) * sx, y1 - abs(z[1]) * sy, x2 + abs(z[2]) * sx, y2 + abs(z[3]) * sy]
         xmax, ymax = (1023.0, 1023.0) if clamp == "canvas" else (w - 1.0, h - 1.0)
-        box = [min(max(box[0], 0), xmax), min(max(box[1], 0), ymax),
-               min(max(box[2], 0), xmax), min(max(box[3], 0), ymax)]
+        box = [
+            min(max(box[0], 0), xmax),
+            min(max(box[1], 0), ymax),
+            min(max(box[2], 0), xmax),
+            min(max(box[3], 0), ymax),
+        ]
         boxes.append(box)
     return np.array(boxes, dtype=np.float64)
 

@@ -46,29 +46,38 @@ def _float64_sam(logit_offset: float = 0.0):
     return sam
 
 
-def _tasks(sample, per_image: int, box_only_category: int | None):
-    coco = load_coco(sample.coarse)
+def _tasks(samples, per_image: int):
+    """The first image with annotations of each sample, with its first ``per_image`` ones; the
+    first annotation of the last image is made box-only."""
     tasks = []
-    for image in coco.images:
-        anns = [a for a in coco.img_to_anns[image["id"]] if not a.get("iscrowd")][:per_image]
-        if anns:
-            pairs = [(i, a) for i, a in enumerate(anns)]
-            box_only = [a["category_id"] == box_only_category for a in anns]
-            tasks.append(ImageTask(image["id"], image, pairs, box_only))
-    return tasks[:2]
+    for sample in samples:
+        coco = load_coco(sample.coarse)
+        for image in coco.images:
+            anns = [a for a in coco.img_to_anns[image["id"]] if not a.get("iscrowd")][:per_image]
+            if anns:
+                box_only = [sample is samples[-1] and i == 0 for i in range(len(anns))]
+                tasks.append(
+                    (sample, ImageTask(image["id"], image, list(enumerate(anns)), box_only))
+                )
+                break
+    return tasks
 
 
 @pytest.mark.parametrize(("scope", "clamp"), [("trial", "image"), ("instance", "canvas")])
-def test_batched_equals_plain_per_instance(synth_sample, scope, clamp):
+def test_batched_equals_plain_per_instance(synth_sample, portrait_sample, scope, clamp):
     # The offset makes some trials come out empty, so the fallback rule is exercised too.
     sam = _float64_sam(-0.13)
-    settings = SamSettings(num_trials=3, num_extra_points=2, seed=5, box_clamp=clamp,
-                           fallback_scope=scope)
-    tasks = _tasks(synth_sample, per_image=2, box_only_category=2)
+    settings = SamSettings(
+        num_trials=3, num_extra_points=2, seed=5, box_clamp=clamp, fallback_scope=scope
+    )
+    # A landscape and a portrait image: calls mix units whose canvases are cropped differently.
+    pairs = _tasks([synth_sample, portrait_sample], per_image=2)
+    tasks = [task for _, task in pairs]
     prepared = []
-    for task in tasks:
-        pixels = read_rgb(synth_sample.image_dir / task.record["file_name"], None)
+    for sample, task in pairs:
+        pixels = read_rgb(sample.image_dir / task.record["file_name"], None)
         prepared.append(prepare_jobs(task, pixels, settings))
+    assert prepared[0].payload.shape != prepared[1].payload.shape
     jobs, owners = [], []
     for slot, p in enumerate(prepared):
         for index, job in zip(p.job_indices, p.jobs):

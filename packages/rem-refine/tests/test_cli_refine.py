@@ -72,7 +72,9 @@ def test_refine_output_contract(tmp_path, synth_sample, tiny_checkpoint):
     manifest = orjson.loads((out.parent / "refined.manifest.json").read_bytes())
     assert manifest["input"]["sha256"] == hashlib.sha256(inp.read_bytes()).hexdigest()
     assert manifest["output"]["sha256"] == hashlib.sha256(out.read_bytes()).hexdigest()
-    assert manifest["checkpoint"]["sha256"] == hashlib.sha256(tiny_checkpoint.read_bytes()).hexdigest()
+    assert (
+        manifest["checkpoint"]["sha256"] == hashlib.sha256(tiny_checkpoint.read_bytes()).hexdigest()
+    )
     assert manifest["seed"] == 3 and manifest["arguments"]["num_trials"] == 2
     assert manifest["box_only"]["category_ids"] == [1]
     assert "torch" in manifest["versions"] and "rem-refine" in manifest["versions"]
@@ -99,7 +101,11 @@ def test_image_problems_are_reported_per_image(tmp_path, synth_sample, tiny_chec
     result = _run(_base_args(inp, out, images, tiny_checkpoint))
     assert result.exit_code == 0, result.output
     manifest = orjson.loads((tmp_path / "out.manifest.json").read_bytes())
-    assert manifest["counts"]["images"]["problems"] == {"corrupt": 1, "missing": 1, "unsafe-path": 1}
+    assert manifest["counts"]["images"]["problems"] == {
+        "corrupt": 1,
+        "missing": 1,
+        "unsafe-path": 1,
+    }
     refined = orjson.loads(out.read_bytes())
     assert refined["annotations"] == data["annotations"]  # nothing refined, nothing lost
     ledger = orjson.loads((tmp_path / "out.accounting.json").read_bytes())
@@ -139,8 +145,10 @@ def test_user_errors_exit_2(tmp_path, synth_sample, tiny_checkpoint):
         cli, ["refine", "--input-json", str(inp), "-o", str(out), "--no-progress"], env=env
     )
     assert result.exit_code == 2
-    assert "error: no checkpoint for vit_h: pass --checkpoint PATH or run `rem weights download " \
+    assert (
+        "error: no checkpoint for vit_h: pass --checkpoint PATH or run `rem weights download "
         "sam_vit_h`" in result.output
+    )
 
     (tmp_path / "out.json.partial").mkdir()
     (tmp_path / "out.json.partial" / "run.json").write_text("{}")

@@ -94,7 +94,7 @@ def test_mismatched_checkpoints_are_user_errors(tmp_path, tiny_checkpoint):
     state["extra.weight"] = torch.zeros(1)
     path = tmp_path / "partial.pth"
     torch.save({"model": state}, path)  # a wrapped state dict is unwrapped
-    with pytest.raises(RemError, match="1 missing keys .*1 unexpected keys"):
+    with pytest.raises(RemError, match=r"1 missing keys .*1 unexpected keys"):
         load_sam("tiny", path)
     with pytest.raises(RemError, match="unknown SAM architecture"):
         canonical_arch("vit_x")

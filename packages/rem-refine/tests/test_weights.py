@@ -43,7 +43,9 @@ def test_registry_has_the_official_files():
     assert WEIGHTS["sam_vit_h"].url == base + "sam_vit_h_4b8939.pth"
     assert WEIGHTS["sam_vit_l"].url == base + "sam_vit_l_0b3195.pth"
     assert WEIGHTS["sam_vit_b"].url == base + "sam_vit_b_01ec64.pth"
-    assert WEIGHTS["mobile_sam"].url.endswith("ChaoningZhang/MobileSAM/raw/master/weights/mobile_sam.pt")
+    assert WEIGHTS["mobile_sam"].url.endswith(
+        "ChaoningZhang/MobileSAM/raw/master/weights/mobile_sam.pt"
+    )
     for info in WEIGHTS.values():
         assert info.sha256 is None or len(info.sha256) == 64
     result = CliRunner().invoke(cli, ["weights", "list"], env={"COLUMNS": "200"})

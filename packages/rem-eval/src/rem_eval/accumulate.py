@@ -51,15 +51,23 @@ def accumulation_order(
     return np.lexsort((d_rank, d_imgpos, -d_score, d_k))
 
 
-def _suffix_max_by_row(values: np.ndarray, row: np.ndarray, num_rows: int) -> np.ndarray:
-    """Running maximum from the right within each row of events sorted by (row, position)."""
-    if values.size == 0:
-        return values
-    uniq, rank = np.unique(values, return_inverse=True)
-    # Later rows get larger keys when walking backwards, so each row starts afresh.
-    key = (num_rows - 1 - row).astype(np.int64) * uniq.size + rank
-    run = np.maximum.accumulate(key[::-1])[::-1]
-    return uniq[run - (num_rows - 1 - row).astype(np.int64) * uniq.size]
+def _suffix_max_by_row(values: np.ndarray, row: np.ndarray) -> np.ndarray:
+    """Running maximum from the right within each row of events sorted by (row, position).
+
+    Pointer doubling: after the step with shift s each entry holds the maximum of the next 2s
+    entries of its row, so log2(longest row) vectorised steps suffice; only comparisons, so the
+    values are exact.
+    """
+    env = values.copy()
+    n = env.size
+    shift = 1
+    while shift < n:
+        same = row[shift:] == row[:-shift]
+        if not same.any():
+            break
+        np.maximum(env[:-shift], np.where(same, env[shift:], env[:-shift]), out=env[:-shift])
+        shift *= 2
+    return env
 
 
 def accumulate(
@@ -131,7 +139,7 @@ def accumulate(
             fpc_cum = np.cumsum(
                 cand_fp[areas][:, :, ccol].reshape(rows, cpos.size), axis=1, dtype=np.int64
             )
-            plain_cum = np.cumsum(plain_fp_o[areas][:, keep], axis=1, dtype=np.int64)  # (A', nd)
+            plain_cum = np.cumsum(plain_fp_o[:, keep][areas], axis=1, dtype=np.int64)  # (A', nd)
             ev_row, ev_c = np.nonzero(tpc)  # TPs, sorted by (row, position)
             ntp = np.bincount(ev_row, minlength=rows)
             tstart = np.cumsum(ntp) - ntp
@@ -139,7 +147,7 @@ def accumulate(
             ev_pos = cpos[ev_c]
             fp_before = plain_cum[ev_row // T, ev_pos] + fpc_cum[ev_row, ev_c]
             pr = j / (fp_before.astype(float) + j + _EPS)
-            env = _suffix_max_by_row(pr, ev_row, rows)
+            env = _suffix_max_by_row(pr, ev_row)
             recall[:, k, areas, mi] = (ntp / npig_rows).reshape(areas.size, T).T
             # Index of the J-th TP (J >= 1); J = 0 means index 0 (max over all TPs).
             valid = (jr == 0) | (jr <= ntp[:, None])

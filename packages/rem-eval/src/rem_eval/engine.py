@@ -61,22 +61,22 @@ def _img_hw(gt: GroundTruth, eval_img_ids: np.ndarray) -> np.ndarray:
 
 
 def _det_areas_task(state: tuple, i0: int, i1: int) -> tuple[np.ndarray, np.ndarray]:
-    """Mask areas (and boxes) of detections i0..i1-1, converting non-compressed masks."""
+    """Mask areas and boxes of detections i0..i1-1, converting non-compressed masks."""
     dets, gt = state
-    rles = []
-    for i in range(i0, i1):
-        segm = dets.segm[i]
-        img = dets.img[i]
-        if isinstance(segm, dict) and isinstance(segm.get("counts"), str | bytes):
-            rles.append(segm)
-        else:
+    rles = dets.segm[i0:i1]
+    if not dets.compressed:
+        rles = list(rles)
+        for j, segm in enumerate(rles):
+            if isinstance(segm, dict) and isinstance(segm.get("counts"), str | bytes):
+                continue
+            i = i0 + j
+            img = dets.img[i]
             try:
-                rle, _ = to_coco_rle(segm, int(gt.heights[img]), int(gt.widths[img]))
+                rles[j], _ = to_coco_rle(segm, int(gt.heights[img]), int(gt.widths[img]))
             except RemError as exc:
                 raise RemError(
                     exc.detail, path=dets.source, where=f"[{dets.where[i]}].segmentation"
                 ) from None
-            rles.append(rle)
     if not rles:
         return np.zeros(0), np.zeros((0, 4))
     return (
@@ -166,10 +166,12 @@ def run_protocol(
         if not keep.all():
             dets = dets.subset(keep)
         if dets.branch == "segm" or need_box:
-            fill_mask_areas(dets, gt, workers)
+            with phase("mask areas and boxes"):
+                fill_mask_areas(dets, gt, workers)
     elif dets.branch == "segm" and need_box and np.isnan(dets.bbox).any():
         # Boxes of mask results are the mask boxes; the areas come with them.
-        fill_mask_areas(dets, gt, workers)
+        with phase("mask areas and boxes"):
+            fill_mask_areas(dets, gt, workers)
     with phase("group"):
         groups = make_groups(gt, dets, p0)
     img_hw = _img_hw(gt, groups.eval_img_ids)

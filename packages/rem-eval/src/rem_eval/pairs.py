@@ -187,6 +187,9 @@ class _Rles:
             self.repaired.append(int(job.gt.ann_where[j]))
         return rle
 
+    def gt_slice_of(self, positions: np.ndarray) -> list[dict]:
+        return [self.gts[p] for p in positions.tolist()]
+
     def gt_slice(self, gs: int, ge: int) -> list[dict]:
         return [self.gts[p] for p in range(gs, ge)]
 
@@ -233,6 +236,29 @@ def _boundary_values(
     return out
 
 
+def _reachable(
+    job: PairJob, g0: int, g1: int, d0: int, det_area: np.ndarray, gt_pos: np.ndarray, rles: _Rles
+) -> np.ndarray:
+    """Which detections of the chunk could reach the lowest threshold with some GT of their
+    group, judging by areas alone: I <= min(|D|, |G|) and U >= max(|D|, |G|), so the IoU is at
+    most min / max (crowd GT: min / |D|). Rounding is monotone, so the float IoU pycocotools
+    would compute is at most the float bound; pruned pairs could never match."""
+    live = np.zeros(det_area.size, dtype=bool)
+    det, gt = _group_pairs(job, g0, g1)
+    if not det.size:
+        return live
+    g_area = np.zeros(int(job.groups.gt_start[g1]) + 1)
+    g_area[gt_pos] = rle_areas(rles.gt_slice_of(gt_pos))
+    a_d = det_area[det - d0]
+    a_g = g_area[gt]
+    low = np.minimum(a_d, a_g)
+    high = np.where(job.gt_crowd[gt], a_d, np.maximum(a_d, a_g))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        bound = np.where(high > 0, low / np.where(high > 0, high, 1.0), 0.0)
+    live[det[bound >= job.tmin] - d0] = True
+    return live
+
+
 def _chunk(job: PairJob, g0: int, g1: int) -> ChunkOut:
     gr = job.groups
     d0, d1 = int(gr.det_start[g0]), int(gr.det_start[g1])
@@ -245,7 +271,11 @@ def _chunk(job: PairJob, g0: int, g1: int) -> ChunkOut:
     det_area = rle_areas(rles.dets) if job.want_area and rles is not None else None
     if mask_kinds and rles is not None and iou_groups.size:
         g_lo, g_hi = gr.gt_start[iou_groups], gr.gt_start[iou_groups + 1]
-        rles.load_gts(_ranges(g_lo, g_hi))
+        gt_needed = _ranges(g_lo, g_hi)
+        rles.load_gts(gt_needed)
+        live = None
+        if det_area is not None and job.tmin > 0:
+            live = _reachable(job, g0, g1, d0, det_area, gt_needed, rles)
         # One pycocotools call per image (its per-call overhead dominates small groups); pairs
         # across categories are computed too and thrown away, most cut by its box test.
         img = gr.group_img[iou_groups]
@@ -253,6 +283,10 @@ def _chunk(job: PairJob, g0: int, g1: int) -> ChunkOut:
         for c0, c1 in zip(cuts[:-1].tolist(), cuts[1:].tolist()):
             gl = iou_groups[c0:c1]
             dpos = _ranges(gr.det_start[gl], gr.det_start[gl + 1])
+            if live is not None:
+                dpos = dpos[live[dpos - d0]]
+                if not dpos.size:
+                    continue
             gpos = _ranges(gr.gt_start[gl], gr.gt_start[gl + 1])
             crowd = job.gt_crowd[gpos]
             m = np.asarray(
@@ -264,10 +298,9 @@ def _chunk(job: PairJob, g0: int, g1: int) -> ChunkOut:
                 dtype=np.float64,
             ).reshape(dpos.size, gpos.size)
             if gl.size > 1:
-                same = (
-                    np.repeat(gl, gr.det_start[gl + 1] - gr.det_start[gl])[:, None]
-                    == np.repeat(gl, gr.gt_start[gl + 1] - gr.gt_start[gl])[None, :]
-                )
+                d_group = np.searchsorted(gr.det_start, dpos, side="right") - 1
+                g_group = np.repeat(gl, gr.gt_start[gl + 1] - gr.gt_start[gl])
+                same = d_group[:, None] == g_group[None, :]
                 di, gi = np.nonzero(same & (m >= job.tmin))
             else:
                 di, gi = np.nonzero(m >= job.tmin)

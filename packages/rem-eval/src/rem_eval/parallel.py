@@ -13,7 +13,9 @@ import contextlib
 import gc
 import multiprocessing as mp
 import os
+import sys
 from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ProcessPoolExecutor
 from typing import Any
 
 _STATE: Any = None
@@ -52,14 +54,16 @@ def default_workers() -> int:
 
 
 def _init_child() -> None:
-    # One thread per process: the pool is the parallelism, and OpenCV's own pool is not
-    # guaranteed to survive a fork.
-    try:
-        import cv2
+    # One thread per process: the pool is the parallelism. When the parent had OpenCV loaded
+    # it already set one thread before forking (changing it here, with the parent's pool
+    # threads missing in the child, deadlocks); otherwise a fresh import is safe to set.
+    if "cv2" not in sys.modules:
+        try:
+            import cv2
 
-        cv2.setNumThreads(1)
-    except ImportError:
-        pass
+            cv2.setNumThreads(1)
+        except ImportError:
+            pass
 
 
 def _call(args: tuple[Callable, tuple]) -> Any:
@@ -75,12 +79,23 @@ def run_tasks(
     if workers <= 1 or len(tasks) <= 1 or "fork" not in mp.get_all_start_methods():
         return [fn(state, *task) for task in tasks]
     _STATE = state
+    cv2 = sys.modules.get("cv2")
+    cv2_threads = cv2.getNumThreads() if cv2 is not None else None
+    if cv2 is not None:
+        cv2.setNumThreads(1)  # stop OpenCV's pool before forking (see _init_child)
     gc.freeze()
     try:
-        ctx = mp.get_context("fork")
-        with ctx.Pool(min(workers, len(tasks)), initializer=_init_child) as pool:
-            out = list(pool.imap(_call, [(fn, t) for t in tasks], chunksize=1))
+        # concurrent.futures notices a worker that dies (e.g. killed for memory) and raises,
+        # where multiprocessing.Pool would wait forever.
+        with ProcessPoolExecutor(
+            max_workers=min(workers, len(tasks)),
+            mp_context=mp.get_context("fork"),
+            initializer=_init_child,
+        ) as pool:
+            out = list(pool.map(_call, [(fn, t) for t in tasks]))
     finally:
         gc.unfreeze()
         _STATE = None
+        if cv2 is not None and cv2_threads is not None:
+            cv2.setNumThreads(cv2_threads)
     return out

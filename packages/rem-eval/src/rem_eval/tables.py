@@ -280,6 +280,12 @@ def load_ground_truth(source: Any) -> GroundTruth:
             path=path,
             where="annotations",
         )
+    if (ann_ids == 0).any():
+        where = int(np.flatnonzero(ann_ids == 0)[0])
+        warnings.append(
+            f"annotations[{where}] has id 0: pycocotools counts a match to it as a false "
+            "positive (ids are tested against 0), and so does this evaluation; number ids from 1"
+        )
     a_img = _lookup(
         img_ids, _int_column(need(anns, "image_id", "annotations"), "image_id", path, "annotations")
     )

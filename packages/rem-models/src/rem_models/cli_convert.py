@@ -11,14 +11,28 @@ import click
 @click.argument("model")
 @click.argument("source", type=click.Path(path_type=Path))
 @click.argument("dest", type=click.Path(path_type=Path))
-@click.option("--format", "file_format", default=None,
-              type=click.Choice(["detectron2-pkl", "torch", "safetensors", "mmcv"]),
-              help="Format of SOURCE (default: from its name or contents).")
-@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
-              help="Override a model config field (e.g. num_classes=1203). Repeatable.")
-@click.option("--categories", "categories_file", type=click.Path(path_type=Path), default=None,
-              help="COCO file whose categories (sorted by id) are the model's classes; "
-                   "default: the 80 COCO categories for an 80-class model.")
+@click.option(
+    "--format",
+    "file_format",
+    default=None,
+    type=click.Choice(["detectron2-pkl", "torch", "safetensors", "mmcv"]),
+    help="Format of SOURCE (default: from its name or contents).",
+)
+@click.option(
+    "--set",
+    "overrides",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="Override a model config field (e.g. num_classes=1203). Repeatable.",
+)
+@click.option(
+    "--categories",
+    "categories_file",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="COCO file whose categories (sorted by id) are the model's classes; "
+    "default: the 80 COCO categories for an 80-class model.",
+)
 def convert_checkpoint(
     model: str,
     source: Path,

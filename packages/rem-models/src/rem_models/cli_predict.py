@@ -1,4 +1,8 @@
-"""`rem predict MODEL`: run trained or converted weights over images, write COCO results."""
+"""`rem predict MODEL`: run trained or converted weights over images, write COCO results.
+
+With ``--refs`` the model is a referring-segmentation one (LAVT): every sentence of the refs
+file is predicted and a referring results file is written instead.
+"""
 
 from __future__ import annotations
 
@@ -9,19 +13,67 @@ import click
 
 @click.command(name="predict")
 @click.argument("model")
-@click.option("--checkpoint", required=True, type=click.Path(path_type=Path),
-              help="rem safetensors (train / convert-checkpoint output) or a training snapshot.")
-@click.option("--images", required=True, type=click.Path(path_type=Path),
-              help="A folder of images or a COCO file listing them (then give --image-dir).")
-@click.option("--image-dir", type=click.Path(path_type=Path), default=None,
-              help="Folder of the images named in a COCO --images file.")
-@click.option("--out", required=True, type=click.Path(path_type=Path),
-              help="Results JSON (COCO results: XYWH boxes, compressed RLE masks).")
-@click.option("--categories", "categories_file", type=click.Path(path_type=Path), default=None,
-              help="COCO file whose categories are the model's classes, if the checkpoint "
-                   "does not store them.")
-@click.option("--set", "overrides", multiple=True, metavar="model.KEY=VALUE",
-              help="Override an inference-time model config field. Repeatable.")
+@click.option(
+    "--checkpoint",
+    required=True,
+    type=click.Path(path_type=Path),
+    help="rem safetensors (train / convert-checkpoint output) or a training snapshot.",
+)
+@click.option(
+    "--images",
+    required=True,
+    type=click.Path(path_type=Path),
+    help="A folder of images or a COCO file listing them (then give --image-dir). "
+    "With --refs: the image folder.",
+)
+@click.option(
+    "--image-dir",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Folder of the images named in a COCO --images file.",
+)
+@click.option(
+    "--out",
+    required=True,
+    type=click.Path(path_type=Path),
+    help="Results JSON (COCO results: XYWH boxes, compressed RLE masks).",
+)
+@click.option(
+    "--categories",
+    "categories_file",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="COCO file whose categories are the model's classes, if the checkpoint "
+    "does not store them.",
+)
+@click.option(
+    "--refs",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Referring expressions (refer refs(*).p or rem referring JSON): predict one mask "
+    "per sentence (referring models such as LAVT).",
+)
+@click.option("--split", default=None, help="With --refs: keep one split (val, testA...).")
+@click.option(
+    "--instances",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="With --refs: the instances.json of a refer refs(*).p (default: beside it).",
+)
+@click.option(
+    "--mask-size",
+    type=click.Choice(["original", "input"]),
+    default="original",
+    show_default=True,
+    help="With --refs: masks at the original image size or at the network input size.",
+)
+@click.option(
+    "--set",
+    "overrides",
+    multiple=True,
+    metavar="model.KEY=VALUE",
+    help="Override an inference-time model config field. Repeatable.",
+)
 @click.option("--score-threshold", type=float, default=0.0, show_default=True)
 @click.option("--batch-size", type=int, default=1, show_default=True)
 @click.option("--no-amp", is_flag=True, help="Full precision on CUDA (default: bf16 autocast).")
@@ -33,6 +85,10 @@ def predict(
     image_dir: Path | None,
     out: Path,
     categories_file: Path | None,
+    refs: Path | None,
+    split: str | None,
+    instances: Path | None,
+    mask_size: str,
     overrides: tuple[str, ...],
     score_threshold: float,
     batch_size: int,
@@ -41,6 +97,26 @@ def predict(
 ) -> None:
     """Predict instances on IMAGES with MODEL weights from --checkpoint."""
     import torch
+
+    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+    if refs is not None:
+        from rem_models.lavt.predict import predict_referring_run
+
+        predict_referring_run(
+            model,
+            checkpoint,
+            refs,
+            out,
+            image_dir=images,
+            split=split,
+            instances=instances,
+            overrides=overrides,
+            device=device,
+            batch_size=batch_size,
+            mask_size=mask_size,  # type: ignore[arg-type]
+            amp=not no_amp,
+        )
+        return
 
     from rem_models.engine.run_predict import predict_run
 
@@ -52,7 +128,7 @@ def predict(
         image_dir=image_dir,
         overrides=overrides,
         categories_file=categories_file,
-        device=device or ("cuda" if torch.cuda.is_available() else "cpu"),
+        device=device,
         batch_size=batch_size,
         score_threshold=score_threshold,
         amp=not no_amp,

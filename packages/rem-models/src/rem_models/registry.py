@@ -81,6 +81,8 @@ _FAMILY_MODULES: tuple[str, ...] = (
     "rem_models.vitdet.variants",
     "rem_models.solo.variants",
     "rem_models.lavt.variants",
+    "rem_models.seqtr.variants",
+    "rem_models.cim.variants",
 )
 _families_loaded = False
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import sys
 
 from rem_core.errors import RemError
-
 from rem_refine.cli_refine import refine
 
 

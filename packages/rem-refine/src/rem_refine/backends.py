@@ -100,7 +100,9 @@ class GrabCutBackend:
             if not source.any():
                 prepared.early.append(AnnResult(index, "skipped", "empty source mask"))
                 continue
-            refined = grabcut_refine(bgr, source, self.options, self.seed, task.image_id, ann.get("id"))
+            refined = grabcut_refine(
+                bgr, source, self.options, self.seed, task.image_id, ann.get("id")
+            )
             prepared.job_indices.append(index)
             prepared.jobs.append(refined)
         return prepared

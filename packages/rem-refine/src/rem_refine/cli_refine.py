@@ -42,14 +42,33 @@ ARCH_CHOICES = ["vit_h", "vit_l", "vit_b", "vit_t", "mobile_sam", "tiny", "tiny_
     show_default=True,
     help="sam: the reference algorithm; grabcut: weight-free OpenCV refinement on the CPU.",
 )
-@click.option("--arch", type=click.Choice(ARCH_CHOICES), default="vit_h", show_default=True,
-              help="SAM image encoder (vit_t = MobileSAM; tiny* are random-weight test models).")
-@click.option("--checkpoint", type=_FILE, default=None,
-              help="SAM weights [default: the cached `rem weights download` file for --arch].")
-@click.option("--num-extra-points", type=int, default=2, show_default=True,
-              help="Point-prompt rounds after the box-only round.")
-@click.option("--num-trials", type=int, default=10, show_default=True,
-              help="Stochastic trials per instance, majority-voted.")
+@click.option(
+    "--arch",
+    type=click.Choice(ARCH_CHOICES),
+    default="vit_h",
+    show_default=True,
+    help="SAM image encoder (vit_t = MobileSAM; tiny* are random-weight test models).",
+)
+@click.option(
+    "--checkpoint",
+    type=_FILE,
+    default=None,
+    help="SAM weights [default: the cached `rem weights download` file for --arch].",
+)
+@click.option(
+    "--num-extra-points",
+    type=int,
+    default=2,
+    show_default=True,
+    help="Point-prompt rounds after the box-only round.",
+)
+@click.option(
+    "--num-trials",
+    type=int,
+    default=10,
+    show_default=True,
+    help="Stochastic trials per instance, majority-voted.",
+)
 @click.option(
     "--box-only-names",
     multiple=True,
@@ -59,43 +78,104 @@ ARCH_CHOICES = ["vit_h", "vit_l", "vit_b", "vit_t", "mobile_sam", "tiny", "tiny_
     "spelling, LVIS synonyms accepted).",
 )
 @click.option("--box-only-ids", multiple=True, type=int, help="Box-only classes by category id.")
-@click.option("--min-mask-region-area", type=int, default=100, show_default=True,
-              help="Holes and islands below this many pixels are removed (masks > 10x it).")
-@click.option("--category-ids", default=None,
-              help="Refine only these category ids (comma-separated); others are kept as is.")
-@click.option("--coco-mapped-only", is_flag=True,
-              help="LVIS input: refine only the 79 classes stage 2 can use.")
+@click.option(
+    "--min-mask-region-area",
+    type=int,
+    default=100,
+    show_default=True,
+    help="Holes and islands below this many pixels are removed (masks > 10x it).",
+)
+@click.option(
+    "--category-ids",
+    default=None,
+    help="Refine only these category ids (comma-separated); others are kept as is.",
+)
+@click.option(
+    "--coco-mapped-only",
+    is_flag=True,
+    help="LVIS input: refine only the 79 classes stage 2 can use.",
+)
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of all random draws.")
-@click.option("--fallback-scope", type=click.Choice(["trial", "instance"]), default="trial",
-              show_default=True,
-              help="Empty SAM output is replaced by the source mask per trial, or jointly over "
-              "an instance's trials (reference).")
-@click.option("--box-clamp", type=click.Choice(["image", "canvas"]), default="image",
-              show_default=True,
-              help="Clamp prompt boxes to the resized image, or to the 1024 canvas (reference).")
-@click.option("--on-empty", type=click.Choice(["source", "write-empty"]), default="source",
-              show_default=True,
-              help="An empty refined mask keeps the source mask, or is written empty (reference).")
-@click.option("--reference", "reference_mode", is_flag=True,
-              help="Reference behaviour for all three: --fallback-scope instance --box-clamp "
-              "canvas --on-empty write-empty.")
-@click.option("--exif", type=click.Choice(["auto", "apply", "ignore"]), default="auto",
-              show_default=True,
-              help="EXIF orientation: apply (reference), ignore, or auto (apply unless only the "
-              "stored orientation matches the JSON size).")
+@click.option(
+    "--fallback-scope",
+    type=click.Choice(["trial", "instance"]),
+    default="trial",
+    show_default=True,
+    help="Empty SAM output is replaced by the source mask per trial, or jointly over "
+    "an instance's trials (reference).",
+)
+@click.option(
+    "--box-clamp",
+    type=click.Choice(["image", "canvas"]),
+    default="image",
+    show_default=True,
+    help="Clamp prompt boxes to the resized image, or to the 1024 canvas (reference).",
+)
+@click.option(
+    "--on-empty",
+    type=click.Choice(["source", "write-empty"]),
+    default="source",
+    show_default=True,
+    help="An empty refined mask keeps the source mask, or is written empty (reference).",
+)
+@click.option(
+    "--reference",
+    "reference_mode",
+    is_flag=True,
+    help="Reference behaviour for all three: --fallback-scope instance --box-clamp "
+    "canvas --on-empty write-empty.",
+)
+@click.option(
+    "--exif",
+    type=click.Choice(["auto", "apply", "ignore"]),
+    default="auto",
+    show_default=True,
+    help="EXIF orientation: apply (reference), ignore, or auto (apply unless only the "
+    "stored orientation matches the JSON size).",
+)
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")
-@click.option("--precision", type=click.Choice(["fp32", "bf16"]), default="fp32",
-              show_default=True, help="bf16 autocast on CUDA (faster; may flip border pixels).")
-@click.option("--image-batch", type=int, default=1, show_default=True,
-              help="Images per encoder batch (also the unit of sharding and resuming).")
-@click.option("--decoder-units", type=int, default=256, show_default=True,
-              help="(instance, trial) units per mask-decoder call.")
-@click.option("--workers", type=int, default=min(8, os.cpu_count() or 1), show_default=True,
-              help="Threads reading and preparing images.")
-@click.option("--num-gpus", type=int, default=0, show_default=True,
-              help="Reference name: 0 or 1 runs in this process, N > 1 is --nproc N.")
-@click.option("--nproc", type=int, default=1, show_default=True,
-              help="Processes on this machine (launched through torchrun).")
+@click.option(
+    "--precision",
+    type=click.Choice(["fp32", "bf16"]),
+    default="fp32",
+    show_default=True,
+    help="bf16 autocast on CUDA (faster; may flip border pixels).",
+)
+@click.option(
+    "--image-batch",
+    type=int,
+    default=1,
+    show_default=True,
+    help="Images per encoder batch (also the unit of sharding and resuming).",
+)
+@click.option(
+    "--decoder-units",
+    type=int,
+    default=256,
+    show_default=True,
+    help="(instance, trial) units per mask-decoder call.",
+)
+@click.option(
+    "--workers",
+    type=int,
+    default=min(8, os.cpu_count() or 1),
+    show_default=True,
+    help="Threads reading and preparing images.",
+)
+@click.option(
+    "--num-gpus",
+    type=int,
+    default=0,
+    show_default=True,
+    help="Reference name: 0 or 1 runs in this process, N > 1 is --nproc N.",
+)
+@click.option(
+    "--nproc",
+    type=int,
+    default=1,
+    show_default=True,
+    help="Processes on this machine (launched through torchrun).",
+)
 @click.option("--resume", is_flag=True, help="Continue an interrupted run from its results.")
 @click.option("--progress/--no-progress", default=True, help="Show a progress bar.")
 def refine(**kw) -> None:

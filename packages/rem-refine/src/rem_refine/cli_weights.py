@@ -38,7 +38,9 @@ def list_weights() -> None:
 
 @weights.command("download")
 @click.argument("name", type=click.Choice(sorted(WEIGHTS)))
-@click.option("--url", default=None, help="Fetch from this URL (a mirror) instead of the official one.")
+@click.option(
+    "--url", default=None, help="Fetch from this URL (a mirror) instead of the official one."
+)
 @click.option("--sha256", default=None, help="Expected sha256 [default: the registry's].")
 @click.option(
     "--dest",

@@ -13,6 +13,7 @@ import os
 from pathlib import Path
 
 import numpy as np
+
 from rem_core.demo import DemoContext
 from rem_core.io import iscrowd, read_json
 from rem_core.masks import boundary_band, decode, to_rle

@@ -13,6 +13,7 @@ OpenCV RNG of the calling thread is reseeded per annotation from (seed, image id
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import cv2
@@ -53,7 +54,7 @@ def grabcut_refine(
     if area == 0:
         return None
     h, w = source.shape
-    band = max(options.min_band, int(round(options.band_ratio * np.sqrt(area))))
+    band = max(options.min_band, round(options.band_ratio * math.sqrt(area)))
     rows = np.flatnonzero(source.any(axis=1))
     cols = np.flatnonzero(source.any(axis=0))
     margin = 2 * band + 8

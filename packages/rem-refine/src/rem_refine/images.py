@@ -92,7 +92,10 @@ def read_rgb(path: Path, expected: tuple[int, int] | None, exif: ExifMode = "aut
             chosen = oriented
             if expected is not None and exif == "auto":
                 h, w = expected
-                if (oriented.height, oriented.width) != (h, w) and (raw.height, raw.width) == (h, w):
+                if (oriented.height, oriented.width) != (h, w) and (raw.height, raw.width) == (
+                    h,
+                    w,
+                ):
                     chosen = raw
             pixels = np.asarray(chosen.convert("RGB"))
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:

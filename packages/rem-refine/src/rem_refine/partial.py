@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import orjson
+
 from rem_core.atomic import atomic_write_bytes
 from rem_core.errors import RemError
 from rem_core.io import dumps_json
@@ -52,7 +53,9 @@ class PartialResults:
         try:
             recorded = orjson.loads(self.run_file.read_bytes())
         except (OSError, orjson.JSONDecodeError) as exc:
-            raise RemError(f"cannot read the partial run record: {exc}", path=self.run_file) from None
+            raise RemError(
+                f"cannot read the partial run record: {exc}", path=self.run_file
+            ) from None
         differing = sorted(
             k for k in set(recorded) | set(fingerprint) if recorded.get(k) != fingerprint.get(k)
         )

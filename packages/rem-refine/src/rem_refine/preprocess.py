@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 from PIL import Image
+
 from rem_core.masks import clean_polygons, decode, rle_size, to_rle
 
 CANVAS = 1024

@@ -31,12 +31,12 @@ from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
-from rem_core.atomic import atomic_write_bytes
-from rem_core.errors import RemError
-from rem_core.io import CocoFile, dumps_json, iscrowd, parse_json
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
+from rem_core.atomic import atomic_write_bytes
+from rem_core.errors import RemError
+from rem_core.io import CocoFile, dumps_json, iscrowd, parse_json
 from rem_refine.accounting import Accounting, accounting_path
 from rem_refine.backends import AnnResult, Backend, ImageTask, PreparedImage
 from rem_refine.box_only import DEFAULT_BOX_ONLY_NAMES, resolve_box_only
@@ -140,7 +140,9 @@ def build_plan(coco: CocoFile, config: RefineConfig) -> Plan:
     for index, ann in enumerate(coco.annotations):
         if not isinstance(ann, dict) or "category_id" not in ann or "image_id" not in ann:
             raise RemError(
-                "annotation needs image_id and category_id", path=path, where=f"annotations[{index}]"
+                "annotation needs image_id and category_id",
+                path=path,
+                where=f"annotations[{index}]",
             )
         if iscrowd(ann):
             decided[index] = AnnResult(index, "kept_crowd", "crowd")
@@ -265,7 +267,7 @@ def _resolve_device(name: str, local_rank: int) -> str:
 def resolve_checkpoint(config: RefineConfig) -> Path | None:
     """The checkpoint file to load, or None for the random-weight test architectures."""
     from rem_refine.sam.models import canonical_arch
-    from rem_refine.weights import ARCH_WEIGHTS, find_checkpoint
+    from rem_refine.weights import ARCH_WEIGHTS, WEIGHTS, find_checkpoint
 
     arch = canonical_arch(config.arch)
     if config.checkpoint is not None:
@@ -275,6 +277,11 @@ def resolve_checkpoint(config: RefineConfig) -> Path | None:
     found = find_checkpoint(arch)
     if found is not None:
         return found
+    if arch in ARCH_WEIGHTS:
+        # The reference's layout: checkpoints/<official file name> under the working directory.
+        local = Path("checkpoints") / WEIGHTS[ARCH_WEIGHTS[arch]].filename
+        if local.is_file():
+            return local
     if arch.startswith("tiny"):
         return None
     hint = f"rem weights download {ARCH_WEIGHTS[arch]}" if arch in ARCH_WEIGHTS else ""
@@ -380,10 +387,12 @@ def _run(config: RefineConfig, dist: DistContext, console: Console, sam: Any) ->
     if config.backend == "sam":
         checkpoint = resolve_checkpoint(config) if sam is None else None
         device = _resolve_device(config.device, dist.local_rank)
+        if config.precision == "bf16" and not device.startswith("cuda"):
+            raise RemError(f"--precision bf16 needs a CUDA device, not {device}")
         if checkpoint is not None and dist.rank == 0:
-            from rem_refine.sam.models import file_sha256
+            from rem_core.download import file_digest
 
-            checkpoint_sha = file_sha256(checkpoint)
+            checkpoint_sha = file_digest(checkpoint)
     fingerprint = _fingerprint(config, input_sha, checkpoint_sha, plan, device)
     store = PartialResults(Path(config.output))
 
@@ -610,7 +619,7 @@ def _merge(
     summary.totals = {k: v for k, v in totals.items() if v}
     summary.image_problems = problem_counts
     summary.manifest = manifest_path
-    shown = ", ".join(f"{k} {v}" for k, v in summary.totals.items())
+    shown = ", ".join(f"{k} {v}" for k, v in summary.totals.items()) or "no annotations"
     console.print(f"wrote {output}: {shown}", highlight=False, soft_wrap=True)
     if problem_counts:
         listed = ", ".join(f"{k} {v}" for k, v in problem_counts.items())

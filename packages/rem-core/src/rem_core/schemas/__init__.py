@@ -23,6 +23,7 @@ from rem_core.schemas.eval_report import (
     MetricArrays,
     ReferringReport,
 )
+from rem_core.schemas.proposals import ImageProposals, Proposal, ProposalSet
 from rem_core.schemas.referring import ReferringSample
 from rem_core.schemas.results import Detection, Results
 
@@ -36,11 +37,14 @@ __all__ = [
     "EvalComparison",
     "EvalReport",
     "Image",
+    "ImageProposals",
     "Info",
     "IouTypeMetrics",
     "License",
     "MetricArrays",
     "Polygons",
+    "Proposal",
+    "ProposalSet",
     "ReferringReport",
     "ReferringSample",
     "Results",

@@ -112,4 +112,3 @@ class CocoDataset(_Record):
     images: list[Image]
     annotations: list[Annotation] = Field(default_factory=list)
     categories: list[Category]
-

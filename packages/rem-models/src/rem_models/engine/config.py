@@ -90,6 +90,8 @@ class TrainConfig(_Strict):
     eval_every: int = Field(default=0, ge=0)  # 0: evaluate only after the last step
     eval_batch_size: int = Field(default=1, ge=1)
     find_unused_parameters: bool = False
+    # Bitwise-reproducible CUDA kernels (slower); CPU runs are deterministic anyway.
+    deterministic: bool = False
 
     @model_validator(mode="after")
     def _consistent(self) -> TrainConfig:

@@ -1,7 +1,8 @@
 """``rem convert-checkpoint``: a released checkpoint in, a rem safetensors checkpoint out.
 
 The family's converter (``register_model(..., converter=...)``) maps the official tensor names
-and layouts onto the rem model; the result must load strictly, so a converter that misses or
+and layouts onto the rem model (a ``read_file(path, file_format)`` attribute on it replaces the
+generic file loader); the result must load strictly, so a converter that misses or
 misshapes a tensor fails here rather than producing a silently half-initialised model.
 """
 
@@ -40,7 +41,10 @@ def convert_checkpoint_file(
         raise RemError(f"model {arch!r} has no checkpoint converter")
     model_over, bare = split_overrides(overrides)
     config = override_config(entry.config, {**bare, **model_over})
-    state = load_state_dict_file(source, file_format)
+    # A converter may bring its own reader for files the generic loader refuses or trims (LAVT
+    # snapshots pickle an argparse.Namespace and keep BERT beside the model).
+    reader = getattr(entry.converter, "read_file", None)
+    state = reader(source, file_format) if reader else load_state_dict_file(source, file_format)
     converted = entry.converter(state, config)
     model = get_model(arch, config)
     try:

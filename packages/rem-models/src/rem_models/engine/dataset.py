@@ -278,7 +278,11 @@ class ImageFiles(torch.utils.data.Dataset):
                 raise RemError("--image-dir is needed with a JSON list of images", path=source)
             base = Path(image_dir)
             self.entries = [
-                {"image_id": int(img["id"]), "file_name": img["file_name"], "path": base / img["file_name"]}
+                {
+                    "image_id": int(img["id"]),
+                    "file_name": img["file_name"],
+                    "path": base / img["file_name"],
+                }
                 for img in self.coco.images
             ]
         else:

@@ -21,8 +21,19 @@ from rem_models.engine.distributed import DistInfo
 from rem_models.engine.inference import predict_dataset
 
 COCO_STATS = (
-    "AP", "AP50", "AP75", "APs", "APm", "APl", "AR1", "AR10", "AR100", "ARs", "ARm", "ARl",
-)  # fmt: skip
+    "AP",
+    "AP50",
+    "AP75",
+    "APs",
+    "APm",
+    "APl",
+    "AR1",
+    "AR10",
+    "AR100",
+    "ARs",
+    "ARm",
+    "ARl",
+)
 
 
 def _with_rem_eval(gt: CocoFile, results: list[dict], iou_types: Sequence[str]) -> dict:

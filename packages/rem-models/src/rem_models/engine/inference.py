@@ -59,7 +59,9 @@ def to_coco_results(
     kept_scores = scores[keep].tolist()
     masks = None
     if output.get("masks") is not None:
-        masks = binary_masks(output["masks"].detach()[keep.to(output["masks"].device)], height, width)
+        masks = binary_masks(
+            output["masks"].detach()[keep.to(output["masks"].device)], height, width
+        )
     results = []
     for k, (box, label, score) in enumerate(zip(boxes, labels, kept_scores)):
         x0, y0, x1, y1 = box

@@ -107,8 +107,13 @@ def build_param_groups(model: nn.Module, cfg: TrainConfig) -> list[dict[str, Any
             decay = cfg.weight_decay_overrides.get(param_name, decay)
             group = groups.setdefault(
                 (scale, decay),
-                {"params": [], "names": [], "lr": cfg.lr * scale, "lr_scale": scale,
-                 "weight_decay": decay},
+                {
+                    "params": [],
+                    "names": [],
+                    "lr": cfg.lr * scale,
+                    "lr_scale": scale,
+                    "weight_decay": decay,
+                },
             )
             group["params"].append(param)
             group["names"].append(full)

@@ -84,9 +84,7 @@ def load_for_inference(
         model.load_state_dict(state, strict=True)
     except RuntimeError as exc:
         first = str(exc).strip().splitlines()
-        raise RemError(
-            f"weights do not fit {arch!r}: {' '.join(first[:3])}", path=path
-        ) from None
+        raise RemError(f"weights do not fit {arch!r}: {' '.join(first[:3])}", path=path) from None
     model.eval()
     categories = CategoryMap.from_json(categories_json) if categories_json else None
     return LoadedModel(model, config, categories)
@@ -101,8 +99,10 @@ def pick_categories(
     n = _num_classes(loaded.config)
     if categories_file is not None:
         found = CategoryMap.from_categories(load_coco(categories_file).categories)
-    elif images.coco is not None and images.coco.categories and (
-        n is None or len(images.coco.categories) == n
+    elif (
+        images.coco is not None
+        and images.coco.categories
+        and (n is None or len(images.coco.categories) == n)
     ):
         found = CategoryMap.from_categories(images.coco.categories)
     elif n == 80:

@@ -117,7 +117,9 @@ def train_run(
     owns_group = not (torch.distributed.is_available() and torch.distributed.is_initialized())
     info, dev = init_distributed(device)
     run_file = out / RUN_FILE
-    saved = json.loads(run_file.read_text(encoding="utf-8")) if resume and run_file.is_file() else None
+    saved = (
+        json.loads(run_file.read_text(encoding="utf-8")) if resume and run_file.is_file() else None
+    )
     if saved is not None and saved.get("arch") != arch:
         raise RemError(f"{out} holds a run of {saved.get('arch')!r}, not {arch!r}", path=run_file)
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import random
 import time
 from collections.abc import Callable
@@ -64,6 +65,14 @@ def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)
+
+
+def use_deterministic_kernels() -> None:
+    """Ask torch for deterministic CUDA kernels (warn where none exists) and no autotuning."""
+    # cuBLAS needs a fixed workspace for reproducible matmuls; read when CUDA initialises.
+    os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+    torch.use_deterministic_algorithms(True, warn_only=True)
+    torch.backends.cudnn.benchmark = False
 
 
 class Trainer:
@@ -142,7 +151,9 @@ class Trainer:
         scheduler.load_state_dict(state["scheduler"])
         self.scaler.load_state_dict(state["scaler"])
         saved = json.loads(state["train_config"])
-        changed = [k for k in _RESUME_SENSITIVE if saved.get(k) != self.cfg.model_dump(mode="json")[k]]
+        changed = [
+            k for k in _RESUME_SENSITIVE if saved.get(k) != self.cfg.model_dump(mode="json")[k]
+        ]
         if changed and self.dist.is_main:
             self.console.print(
                 f"[yellow]warning:[/] resuming with changed {', '.join(changed)}; "
@@ -248,6 +259,8 @@ class Trainer:
         """Train to ``cfg.steps`` (from the newest snapshot in ``out_dir`` if ``resume``)."""
         cfg, dist = self.cfg, self.dist
         seed_everything(self.seed + dist.rank)
+        if cfg.deterministic:
+            use_deterministic_kernels()
         self.model.to(self.device)
         self.model.train()
         optimizer = build_optimizer(self.model, cfg)

@@ -17,10 +17,10 @@ from typing import Any
 import numpy as np
 import torch
 from PIL import Image
-from pycocotools import mask as mask_utils
 from torch import Tensor
 from torch.utils.data import Dataset
 
+from rem_core import masks as mask_ops
 from rem_core.errors import RemError
 from rem_core.schemas import ReferringSample
 from rem_models.lavt.text import LavtTokenizer
@@ -45,12 +45,9 @@ def referring_gt_mask(sample: ReferringSample) -> np.ndarray:
         polygons = [list(map(float, p)) for p in segm if len(p) >= 6]
         if not polygons:
             return np.zeros((h, w), dtype=bool)
-        counts = mask_utils.decode(mask_utils.frPyObjects(polygons, h, w)).sum(axis=2)
+        counts = sum(mask_ops.decode(mask_ops.to_rle([p], h, w)).astype(np.int32) for p in polygons)
         return counts == 1
-    rle = segm.model_dump()
-    if isinstance(rle["counts"], list):
-        rle = mask_utils.frPyObjects(rle, h, w)
-    return mask_utils.decode(rle).astype(bool)
+    return mask_ops.decode(mask_ops.to_rle(segm.model_dump(), h, w)).astype(bool)
 
 
 def load_image(path: Path) -> Image.Image:

@@ -93,13 +93,18 @@ class WindowAttention(nn.Module):
         qkv = self.qkv(x).view(bw, n, 3, heads, c // heads).permute(2, 0, 3, 1, 4)
         bias = self.relative_position_bias_table[self.relative_position_index.view(-1)]
         bias = bias.view(n, n, heads).permute(2, 0, 1)  # (heads, N, N)
+        # The masks are expanded to the full batch shape (a view, no copy): with a mask that
+        # merely broadcasts, PyTorch's CPU attention falls back to a path ~5x slower.
         if mask is None:
-            out = F.scaled_dot_product_attention(qkv[0], qkv[1], qkv[2], attn_mask=bias)
+            q, k, v = qkv.unbind(0)
+            out = F.scaled_dot_product_attention(q, k, v, attn_mask=bias.expand(bw, heads, n, n))
         else:
             # Fold windows into the head axis so one (nW * heads, N, N) mask serves the batch.
             q, k, v = (t.reshape(batch, nw * heads, n, c // heads) for t in qkv)
             full = (bias[None] + mask[:, None].to(bias.dtype)).reshape(nw * heads, n, n)
-            out = F.scaled_dot_product_attention(q, k, v, attn_mask=full)
+            out = F.scaled_dot_product_attention(
+                q, k, v, attn_mask=full.expand(batch, nw * heads, n, n)
+            )
             out = out.view(bw, heads, n, c // heads)
         return self.proj(out.transpose(1, 2).reshape(bw, n, c))
 

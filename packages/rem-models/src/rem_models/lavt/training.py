@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from typing import Any, Literal
 
 import torch
@@ -130,6 +131,17 @@ def _batches(dataset: ReferringDataset, config: LavtTrainConfig, epoch: int) -> 
     yield from loader
 
 
+@dataclass
+class TrainState:
+    """Where a run stands between epochs: enough to resume it exactly (see :func:`train_lavt`)."""
+
+    epoch: int  # epochs completed
+    losses: list[float]
+    optimizer: dict[str, Any]
+    schedule: dict[str, Any]
+    torch_rng: Tensor
+
+
 def train_lavt(
     model: LAVT,
     dataset: ReferringDataset,
@@ -137,19 +149,31 @@ def train_lavt(
     *,
     device: str | torch.device = "cpu",
     on_step: Callable[[int, float, float], None] | None = None,
+    on_epoch: Callable[[TrainState], None] | None = None,
+    resume: TrainState | None = None,
 ) -> list[float]:
     """Train ``model`` on ``dataset`` with LAVT's recipe; returns the loss of every step.
 
-    ``on_step(step, loss, lr)`` is called after each optimiser step. Deterministic for a seed
-    on the CPU (sentence draws, shuffling, drop path and dropout all seeded).
+    ``on_step(step, loss, lr)`` follows each optimiser step and ``on_epoch(state)`` each epoch;
+    passing a saved ``state`` back as ``resume`` continues the run where it stopped (with the
+    model weights it had then). Deterministic for a seed on the CPU: sentence draws and
+    shuffling are seeded by (seed, epoch), and the torch RNG (drop path, dropout) is carried
+    in the state, so a resumed run takes the same steps as an uninterrupted one.
     """
-    torch.manual_seed(config.seed)
     per_epoch = max(1, len(dataset) // config.batch_size)
     total = per_epoch * config.epochs
     optimizer, schedule = build_optimizer(model, config, total)
     model.to(device).train()
-    losses: list[float] = []
-    for epoch in range(config.epochs):
+    if resume is None:
+        torch.manual_seed(config.seed)
+        losses: list[float] = []
+        first = 0
+    else:
+        optimizer.load_state_dict(resume.optimizer)
+        schedule.load_state_dict(resume.schedule)
+        torch.set_rng_state(resume.torch_rng)
+        losses, first = list(resume.losses), resume.epoch
+    for epoch in range(first, config.epochs):
         for batch in _batches(dataset, config, epoch):
             logits = model(
                 batch["image"].to(device),
@@ -166,6 +190,16 @@ def train_lavt(
             losses.append(loss.item())
             if on_step is not None:
                 on_step(len(losses), losses[-1], optimizer.param_groups[1]["lr"])
+        if on_epoch is not None:
+            on_epoch(
+                TrainState(
+                    epoch + 1,
+                    list(losses),
+                    optimizer.state_dict(),
+                    schedule.state_dict(),
+                    torch.get_rng_state(),
+                )
+            )
     model.eval()
     return losses
 

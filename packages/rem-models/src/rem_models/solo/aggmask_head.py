@@ -166,6 +166,7 @@ class AggMaskHead(AggregatingHead):
         norm_groups: int = 32,
         weight_kernel: int = 3,
         weight_activation: str = "tanh",
+        weight_init_std: float | None = None,
         loss: LossSettings = DEFAULT_LOSS,
     ) -> None:
         super().__init__(num_classes, grids, strides, assigner, loss)
@@ -179,6 +180,9 @@ class AggMaskHead(AggregatingHead):
         self.learned_weights = nn.Conv2d(
             channels, aggregator.num_weights, weight_kernel, padding=weight_kernel // 2
         )
+        if weight_init_std is not None:
+            nn.init.normal_(self.learned_weights.weight, std=weight_init_std)
+            nn.init.zeros_(self.learned_weights.bias)
         if aggregator.context_channels:
             self.context_fusion_convs = agg.context_fusion(
                 in_channels, 5, aggregator.context_channels, norm_groups

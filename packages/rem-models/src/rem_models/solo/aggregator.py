@@ -77,20 +77,39 @@ def aggregate(
 ) -> Tensor:
     """Run every cell's own small conv net: (P, C_in, H, W) inputs, (P, W) weights -> (P, H, W).
 
-    The P networks run as one grouped convolution per layer; ReLU after all but the last.
+    Each layer is a per-cell convolution (zero padding, same size); ReLU after all but the
+    last. See :func:`per_cell_conv` for how they run.
     """
-    p, _, h, w = samples.shape
-    x = samples.reshape(1, -1, h, w)
+    p = samples.shape[0]
+    x = samples
     at = 0
     for i, (shape, bias_len) in enumerate(layout):
         n_w = shape[0] * shape[1] * shape[2] * shape[3]
-        weight = weights[:, at : at + n_w].reshape(p * shape[0], *shape[1:])
-        bias = weights[:, at + n_w : at + n_w + bias_len].reshape(-1)
+        weight = weights[:, at : at + n_w].reshape(p, *shape)
+        bias = weights[:, at + n_w : at + n_w + bias_len]
         at += n_w + bias_len
-        x = F.conv2d(x, weight.to(x.dtype), bias.to(x.dtype), padding=shape[2] // 2, groups=p)
+        x = per_cell_conv(x, weight.to(x.dtype), bias.to(x.dtype))
         if i < len(layout) - 1:
             x = F.relu(x)
-    return x.reshape(p, h, w)
+    return x[:, 0]
+
+
+def per_cell_conv(x: Tensor, weight: Tensor, bias: Tensor) -> Tensor:
+    """Convolve each of P inputs with its own kernel (zero padding, same size).
+
+    ``x`` (P, C, H, W), ``weight`` (P, O, C, k, k), ``bias`` (P, O) -> (P, O, H, W); the P
+    convolutions run as one grouped convolution.
+    """
+    p, c, h, w = x.shape
+    o, k = weight.shape[1], weight.shape[-1]
+    out = F.conv2d(
+        x.reshape(1, p * c, h, w),
+        weight.reshape(p * o, c, k, k),
+        bias.reshape(-1),
+        padding=k // 2,
+        groups=p,
+    )
+    return out.reshape(p, o, h, w)
 
 
 def context_fusion(in_channels: int, levels: int, channels: int, norm_groups: int) -> nn.Sequential:

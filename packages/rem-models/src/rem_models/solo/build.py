@@ -104,6 +104,7 @@ def build_head(config: SoloFamilyConfig, in_channels: int) -> GridHead:
         aggregator=_aggregator(h),
         weight_kernel=h.weight_kernel,
         weight_activation=h.weight_activation,
+        weight_init_std=h.weight_init_std,
         **common,  # type: ignore[arg-type]
     )
 

@@ -138,6 +138,12 @@ class AggMaskHeadConfig(SOLOHeadConfig):
     aggregator: AggregatorConfig = Field(default_factory=AggregatorConfig)
     weight_kernel: Literal[1, 3] = 3
     weight_activation: Literal["tanh", "none"] = "tanh"
+    weight_init_std: float | None = Field(
+        None,
+        gt=0,
+        description="N(0, std) init of learned_weights (None: PyTorch's default, as the "
+        "reference; its aggregator outputs then start saturated)",
+    )
 
     @model_validator(mode="after")
     def _mask_grids(self) -> AggMaskHeadConfig:

@@ -40,15 +40,15 @@ class SamSettings:
     fallback_scope: Literal["trial", "instance"] = "trial"
 
 
-def prepare_jobs(
-    task: ImageTask, pixels: np.ndarray, settings: SamSettings
-) -> PreparedImage:
+def prepare_jobs(task: ImageTask, pixels: np.ndarray, settings: SamSettings) -> PreparedImage:
     """Resize the image and build one :class:`InstanceJob` per refinable annotation."""
     h, w = pixels.shape[:2]
     shape = resized_shape(h, w)
     h2, w2 = shape
     prepared = PreparedImage(task, payload=resize_image(pixels, shape))
-    limits = (CANVAS - 1.0, CANVAS - 1.0) if settings.box_clamp == "canvas" else (w2 - 1.0, h2 - 1.0)
+    limits = (
+        (CANVAS - 1.0, CANVAS - 1.0) if settings.box_clamp == "canvas" else (w2 - 1.0, h2 - 1.0)
+    )
     for (index, ann), box_only in zip(task.anns, task.box_only):
         try:
             source = resized_source_mask(ann.get("segmentation"), h, w, shape)
@@ -60,7 +60,9 @@ def prepare_jobs(
             prepared.early.append(AnnResult(index, "skipped", "source mask empty at 1024 scale"))
             continue
         points = 0 if box_only else settings.num_extra_points
-        draws = trial_draws(settings.seed, task.image_id, ann.get("id"), settings.num_trials, points)
+        draws = trial_draws(
+            settings.seed, task.image_id, ann.get("id"), settings.num_trials, points
+        )
         boxes = noisy_boxes(tight_box(source), draws.normals, limits)
         prepared.job_indices.append(index)
         prepared.jobs.append(InstanceJob(0, source, boxes, draws.uniforms, (h, w)))

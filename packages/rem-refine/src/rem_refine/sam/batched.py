@@ -254,7 +254,7 @@ class BatchedSamRefiner:
         # A fallback unit's output is G itself, so its error region is empty.
         err = (positive.view(n, t, h2, width) ^ source[:, None]).view(n * t, h2, width)
         err_rows = row_counts(err)
-        err_rows[fallback] = 0
+        err_rows.masked_fill_(fallback[:, None], 0)  # (no host sync, unlike bool indexing)
         xy, labels = pick_points(
             err,
             err_rows,

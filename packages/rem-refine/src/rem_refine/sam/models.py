@@ -11,14 +11,12 @@ objects, and loaded strictly: a missing or unexpected key is an error, not a sil
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 
 import torch
-from rem_core.errors import RemError
 from segment_anything.modeling import (
     ImageEncoderViT,
     MaskDecoder,
@@ -28,6 +26,7 @@ from segment_anything.modeling import (
 )
 from torch import nn
 
+from rem_core.errors import RemError
 from rem_refine.sam.tiny_vit import TinyViT, tiny_vit_5m
 
 CANVAS = 1024
@@ -169,15 +168,6 @@ def canonical_arch(arch: str) -> str:
     if arch not in SAM_BUILDERS:
         raise RemError(f"unknown SAM architecture {arch!r}; expected one of {sorted(SAM_BUILDERS)}")
     return arch
-
-
-def file_sha256(path: str | Path, chunk: int = 1 << 22) -> str:
-    """Hex sha256 of a file, read in 4 MiB chunks."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(chunk):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
