@@ -34,7 +34,9 @@ def resnet(
 ) -> Table:
     """torchvision ResNet / ResNeXt names (no ``fc``); DCN stages 2-4 get offset branches."""
     bottleneck = depth >= 50
-    layers = blocks or {18: [2, 2, 2, 2], 34: [3, 4, 6, 3], 50: [3, 4, 6, 3], 101: [3, 4, 23, 3]}[depth]
+    layers = (
+        blocks or {18: [2, 2, 2, 2], 34: [3, 4, 6, 3], 50: [3, 4, 6, 3], 101: [3, 4, 23, 3]}[depth]
+    )
     expansion = 4 if bottleneck else 1
     t: Table = {f"{prefix}conv1.weight": (stem, 3, 7, 7), **_bn(f"{prefix}bn1", stem)}
     inplanes = stem
@@ -48,7 +50,9 @@ def resnet(
                 t.update(_bn(f"{base}.bn1", width))
                 t[f"{base}.conv2.weight"] = (width, width // groups, 3, 3)
                 if dcn and s > 0:
-                    name, channels = ("conv_offset_mask", 27) if dcn == "dcnv2" else ("conv_offset", 18)
+                    name, channels = (
+                        ("conv_offset_mask", 27) if dcn == "dcnv2" else ("conv_offset", 18)
+                    )
                     t[f"{base}.conv2.{name}.weight"] = (channels, width, 3, 3)
                     t[f"{base}.conv2.{name}.bias"] = (channels,)
                 t.update(_bn(f"{base}.bn2", width))
@@ -76,7 +80,9 @@ def fpn(in_channels: list[int], out: int = 256) -> Table:
     return t
 
 
-def conv_module(prefix: str, cout: int, cin: int, k: int, *, gn: bool = True, dcn: str | None = None) -> Table:
+def conv_module(
+    prefix: str, cout: int, cin: int, k: int, *, gn: bool = True, dcn: str | None = None
+) -> Table:
     """mmdet ConvModule: bias-free conv (+ offsets when deformable) and a GroupNorm ``gn``."""
     t: Table = {f"{prefix}.conv.weight": (cout, cin, k, k)}
     if dcn:
@@ -89,7 +95,9 @@ def conv_module(prefix: str, cout: int, cin: int, k: int, *, gn: bool = True, dc
     return t
 
 
-def _towers(names: dict[str, int], channels: int, in_ch: int, depth: int, dcn=None, last_only=False) -> Table:
+def _towers(
+    names: dict[str, int], channels: int, in_ch: int, depth: int, dcn=None, last_only=False
+) -> Table:
     t: Table = {}
     for name, extra in names.items():
         for i in range(depth):
@@ -103,7 +111,9 @@ def _conv(prefix: str, cout: int, cin: int, k: int) -> Table:
     return {f"{prefix}.weight": (cout, cin, k, k), f"{prefix}.bias": (cout,)}
 
 
-def solo_head(grids: list[int], classes: int = 80, channels: int = 256, depth: int = 7, in_ch: int = 256) -> Table:
+def solo_head(
+    grids: list[int], classes: int = 80, channels: int = 256, depth: int = 7, in_ch: int = 256
+) -> Table:
     t = _towers({"ins_convs": 2, "cate_convs": 0}, channels, in_ch, depth)
     for i, s in enumerate(grids):
         t.update(_conv(f"bbox_head.solo_ins_list.{i}", s * s, channels, 1))
@@ -112,8 +122,13 @@ def solo_head(grids: list[int], classes: int = 80, channels: int = 256, depth: i
 
 
 def solov2_head(
-    classes: int = 80, channels: int = 512, depth: int = 4, kernels: int = 256, in_ch: int = 256,
-    dcn: str | None = None, last_only: bool = False,
+    classes: int = 80,
+    channels: int = 512,
+    depth: int = 4,
+    kernels: int = 256,
+    in_ch: int = 256,
+    dcn: str | None = None,
+    last_only: bool = False,
 ) -> Table:
     t = _towers({"kernel_convs": 2, "cate_convs": 0}, channels, in_ch, depth, dcn, last_only)
     t.update(_conv("bbox_head.solo_cate", classes, channels, 3))
@@ -130,7 +145,9 @@ def _level_convs(prefix: str, in_ch: int, ch: int, *, gn: bool, dcn: str | None 
     return t
 
 
-def mask_feat_head(in_ch: int = 256, ch: int = 128, out: int = 256, dcn: str | None = None) -> Table:
+def mask_feat_head(
+    in_ch: int = 256, ch: int = 128, out: int = 256, dcn: str | None = None
+) -> Table:
     t = _level_convs("mask_feat_head.convs_all_levels", in_ch, ch, gn=True, dcn=dcn)
     t.update(conv_module("mask_feat_head.conv_pred.0", out, ch, 1, dcn=dcn))
     return t
@@ -146,8 +163,15 @@ def _aggregator_parts(weights: int, k: int, channels: int, in_ch: int, context: 
 
 
 def aggmask_head(
-    mask_grids: list[int], weights: int = 945, classes: int = 80, *, channels: int = 256,
-    depth: int = 7, in_ch: int = 256, k: int = 3, context: int = 16,
+    mask_grids: list[int],
+    weights: int = 945,
+    classes: int = 80,
+    *,
+    channels: int = 256,
+    depth: int = 7,
+    in_ch: int = 256,
+    k: int = 3,
+    context: int = 16,
 ) -> Table:
     t = solo_head(mask_grids, classes, channels, depth, in_ch)
     t.update(_aggregator_parts(weights, k, channels, in_ch, context))
@@ -155,8 +179,14 @@ def aggmask_head(
 
 
 def aggmask_star_head(
-    weights: int = 945, classes: int = 80, *, channels: int = 256, depth: int = 4,
-    in_ch: int = 256, k: int = 1, context: int = 16,
+    weights: int = 945,
+    classes: int = 80,
+    *,
+    channels: int = 256,
+    depth: int = 4,
+    in_ch: int = 256,
+    k: int = 1,
+    context: int = 16,
 ) -> Table:
     t = _level_convs("bbox_head.feature_convs", in_ch, channels, gn=False)
     t.update(conv_module("bbox_head.solo_mask", channels, channels, 1))
@@ -211,8 +241,11 @@ def official_table(name: str) -> Table:
         head = solov2_head(channels=256, depth=depth_convs, kernels=128, dcn=dcn, last_only=True)
         return {**resnet(depth, dcn=dcn), **fpn(outs), **head, **mask_feat_head(out=128)}
     if name.startswith("aggmask_star"):
-        return {**resnet(101 if "r101" in name else 50), **fpn(R50_OUT), **aggmask_star_head(
-            945 if "half" not in name else 909)}
+        return {
+            **resnet(101 if "r101" in name else 50),
+            **fpn(R50_OUT),
+            **aggmask_star_head(945 if "half" not in name else 909),
+        }
     if name.startswith("aggmask"):
         half = "half" in name
         head = aggmask_head([20, 18, 12, 8, 6] if half else GRIDS, 909 if half else 945)
@@ -235,7 +268,10 @@ def tiny_table(name: str) -> Table:
         return {**base, **head, **mask_feat_head(32, 16, 32)}
     # 5 sampled masks + 8 context channels = 13 inputs: 13*4*9+4 + 4*4*9+4 + 4*9+1 = 657.
     if name == "aggmask_test":
-        return {**base, **aggmask_head(TINY_GRIDS, 657, 3, channels=32, depth=2, in_ch=32, k=1, context=8)}
+        return {
+            **base,
+            **aggmask_head(TINY_GRIDS, 657, 3, channels=32, depth=2, in_ch=32, k=1, context=8),
+        }
     if name == "aggmask_star_test":
         return {**base, **aggmask_star_head(657, 3, channels=32, depth=2, in_ch=32, k=1, context=8)}
     raise KeyError(name)

@@ -257,7 +257,12 @@ class TestBackbone:
         assert all(p.requires_grad for p in net.layer2.parameters())
         assert not any(m.training for m in net.modules() if isinstance(m, torch.nn.BatchNorm2d))
         out = net(torch.randn(1, 3, 64, 96))
-        assert [tuple(o.shape[1:]) for o in out] == [(64, 16, 24), (128, 8, 12), (256, 4, 6), (512, 2, 3)]
+        assert [tuple(o.shape[1:]) for o in out] == [
+            (64, 16, 24),
+            (128, 8, 12),
+            (256, 4, 6),
+            (512, 2, 3),
+        ]
 
     def test_fpn_levels(self):
         fpn = FPN([8, 16, 32, 64], 16)

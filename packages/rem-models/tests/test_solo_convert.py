@@ -111,7 +111,9 @@ def test_old_files_without_bn_counters_and_with_module_prefix(tmp_path):
     state = synthetic_state(tables.tiny_table("solo_test"))
     stripped = {f"module.{k}": v for k, v in state.items() if "num_batches_tracked" not in k}
     path = save_mmcv(tmp_path / "old.pth", stripped)
-    converted = convert_checkpoint(load_state_dict_file(path, "mmcv"), get_model_config("solo_test"), quiet=True)
+    converted = convert_checkpoint(
+        load_state_dict_file(path, "mmcv"), get_model_config("solo_test"), quiet=True
+    )
     assert int(converted["backbone.bn1.num_batches_tracked"]) == 0
     assert torch.equal(converted["bbox_head.solo_cate.weight"], state["bbox_head.solo_cate.weight"])
 
@@ -119,24 +121,28 @@ def test_old_files_without_bn_counters_and_with_module_prefix(tmp_path):
 def test_errors_name_the_keys():
     config = get_model_config("solo_test")
     state = synthetic_state(tables.tiny_table("solo_test"))
-    with pytest.raises(RemError, match=r"no place in the model, e\.g\. \['bbox_head\.extra\.weight'\]"):
+    with pytest.raises(
+        RemError, match=r"no place in the model, e\.g\. \['bbox_head\.extra\.weight'\]"
+    ):
         convert_checkpoint({**state, "bbox_head.extra.weight": torch.zeros(1)}, config, quiet=True)
     partial = {k: v for k, v in state.items() if not k.startswith("bbox_head.solo_ins_list.4")}
-    with pytest.raises(RemError, match=r"missing from the file, e\.g\. \['bbox_head\.solo_ins_list\.4"):
+    with pytest.raises(
+        RemError, match=r"missing from the file, e\.g\. \['bbox_head\.solo_ins_list\.4"
+    ):
         convert_checkpoint(partial, config, quiet=True)
     wider = dict(state)
     wider["bbox_head.solo_cate.weight"] = torch.zeros(4, 32, 3, 3)
     with pytest.raises(RemError, match="the file has 4 classes; set num_classes"):
         convert_checkpoint(wider, config, quiet=True)
     # A SOLO file is not an AggMask file.
-    with pytest.raises(RemError, match="no place|missing"):
+    with pytest.raises(RemError, match=r"no place|missing"):
         convert_checkpoint(state, get_model_config("aggmask_test"), quiet=True)
 
 
 def test_unsafe_objects_in_a_checkpoint_are_refused(tmp_path):
     path = tmp_path / "unsafe.pth"
     save_mmcv(path, synthetic_state(tables.tiny_table("solo_test")), args=argparse.Namespace(a=1))
-    with pytest.raises(RemError, match="refusing to load global argparse.Namespace"):
+    with pytest.raises(RemError, match=r"refusing to load global argparse\.Namespace"):
         load_state_dict_file(path, "mmcv")
 
 
@@ -152,7 +158,7 @@ def test_imagenet_classifier_starts_a_fresh_model():
     torch.manual_seed(0)
     fresh = build_solo(config)
     assert torch.equal(model.bbox_head.solo_cate.weight, fresh.bbox_head.solo_cate.weight)
-    with pytest.raises(RemError, match="lack backbone tensor 'layer4.1.bn2.weight'"):
+    with pytest.raises(RemError, match=r"lack backbone tensor 'layer4\.1\.bn2\.weight'"):
         del classifier["layer4.1.bn2.weight"]
         convert_checkpoint(classifier, config, quiet=True)
 
@@ -165,7 +171,10 @@ def test_rem_convert_checkpoint_end_to_end(tmp_path):
         cli, ["convert-checkpoint", "aggmask_test", str(source), str(dest)], catch_exceptions=False
     )
     assert result.exit_code == 0, result.output
-    assert f"{sum(v.numel() for k, v in state.items() if 'running' not in k and 'num_b' not in k):,} parameters" in result.output
+    assert (
+        f"{sum(v.numel() for k, v in state.items() if 'running' not in k and 'num_b' not in k):,} parameters"
+        in result.output
+    )
     model = build_from_checkpoint(dest)
     assert type(model) is type(get_model("aggmask_test"))
     own = model.state_dict()

@@ -25,7 +25,12 @@ from rem_models.engine.run_train import FINAL_WEIGHTS, train_run
 
 torch.set_num_threads(1)
 
-HEADS = [("solo_test", 150), ("solov2_test", 120), ("aggmask_test", 150), ("aggmask_star_test", 150)]
+HEADS = [
+    ("solo_test", 150),
+    ("solov2_test", 120),
+    ("aggmask_test", 150),
+    ("aggmask_star_test", 150),
+]
 
 
 @pytest.fixture(scope="module")

@@ -7,7 +7,10 @@ import solo_key_tables as tables
 import torch
 import torchvision
 
-from rem_models import get_model, get_model_config, list_models, parameter_count
+from rem_models import get_model, get_model_config, get_model_entry, list_models, parameter_count
+from rem_models.engine.config import TrainConfig
+from rem_models.overrides import override_config
+from rem_models.solo import postprocess
 from rem_models.solo.config import InferenceConfig
 from rem_models.solo.convert import parameter_summary
 from rem_models.solo.postprocess import Candidates, select_instances
@@ -83,12 +86,38 @@ def test_head_sizes_match_the_spec():
 @pytest.mark.parametrize("name", FULL)
 def test_state_dict_layout_is_the_released_one(name):
     with torch.device("meta"):
-        ours = {k: tuple(v.shape) for k, v in get_model(name).state_dict().items()}
+        model = get_model(name)
+    ours = {k: tuple(v.shape) for k, v in model.state_dict().items()}
     want = tables.official_table(name)
     assert sorted(set(want) - set(ours)) == []
     assert sorted(set(ours) - set(want)) == []
     assert {k: v for k, v in ours.items() if want[k] != v} == {}
-    assert tables.parameters(want) == parameter_count(name)
+    assert tables.parameters(want) == sum(p.numel() for p in model.parameters())
+
+
+def test_training_recipes():
+    solo, v2 = get_model_entry("solo_r50_3x"), get_model_entry("solov2_r50_1x")
+    star = get_model_entry("aggmask_star_r50")
+    cfg = override_config(TrainConfig(), dict(solo.train_defaults))
+    assert (cfg.optimizer, cfg.lr, cfg.momentum, cfg.weight_decay) == ("sgd", 0.01, 0.9, 1e-4)
+    assert cfg.weight_decay_norm is None  # mmdet decays every parameter
+    assert (cfg.batch_size, cfg.clip_grad_norm, cfg.warmup_steps) == (16, 35.0, 500)
+    assert cfg.warmup_factor == pytest.approx(1 / 3)
+    # 36 epochs of 7,330 steps (117,266 images / 16), x0.1 after epochs 27 and 33.
+    assert (cfg.steps, cfg.milestones) == (263_880, [197_910, 241_890])
+    assert (cfg.augment.kind, cfg.augment.flip) == ("none", True)
+    cfg = override_config(TrainConfig(), dict(v2.train_defaults))
+    assert (cfg.steps, cfg.milestones, cfg.warmup_factor) == (87_960, [65_970, 80_630], 0.01)
+    cfg = override_config(TrainConfig(), dict(star.train_defaults))
+    assert (cfg.steps, cfg.milestones) == (72 * 7330, [54 * 7330, 66 * 7330])
+    assert get_model_config("solo_r50_1x").input.train_scales == [(1333, 800)]
+    assert [s for _, s in get_model_config("solo_r50_3x").input.train_scales] == list(
+        range(800, 639, -32)
+    )
+    light = get_model_config("solov2_light_448_r50_3x").input
+    assert light.test_scale == (768, 448) and light.train_scales[-1] == (768, 352)
+    for name in FULL + TINY:
+        override_config(TrainConfig(), dict(get_model_entry(name).train_defaults))
 
 
 @pytest.mark.parametrize(
@@ -134,8 +163,8 @@ def test_batches_without_any_instance_train(name):
     model = get_model(name)
     model.train()
     losses = model(_images(), [_targets(96, 128, [], []), _targets(80, 72, [], [])])
-    assert float(losses["loss_ins"]) == 0.0
-    assert 0 < float(losses["loss_cate"]) < 0.1  # all-background focal loss, / (0 + 1)
+    assert float(losses["loss_ins"].detach()) == 0.0
+    assert 0 < float(losses["loss_cate"].detach()) < 0.1  # all-background focal loss, / (0 + 1)
     sum(losses.values()).backward()
     assert all(p.grad is not None for p in model.parameters() if p.requires_grad)
 
@@ -230,7 +259,9 @@ def test_contract_errors():
         model([image], output_sizes=[(1, 1), (2, 2)])
 
 
-def test_select_instances_by_hand():
+@pytest.mark.parametrize("keep_limit", [0, 1 << 28])
+def test_select_instances_by_hand(keep_limit, monkeypatch):
+    monkeypatch.setattr(postprocess, "_KEEP_LIMIT", keep_limit)  # recompute / keep the masks
     # Three candidates over 8x8 stride-4 masks (input 32x32): 0 and 1 are the same mask of
     # class 0 (1 is suppressed), 2 is a 2-pixel mask on a stride-8 level (dropped: 2 <= 8).
     masks = torch.zeros(3, 8, 8)

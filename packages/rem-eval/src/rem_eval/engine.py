@@ -168,10 +168,7 @@ def run_protocol(
         if dets.branch == "segm" or need_box:
             with phase("mask areas and boxes"):
                 fill_mask_areas(dets, gt, workers)
-    elif dets.branch == "segm" and need_box and np.isnan(dets.bbox).any():
-        # Boxes of mask results are the mask boxes; the areas come with them.
-        with phase("mask areas and boxes"):
-            fill_mask_areas(dets, gt, workers)
+    # (COCO: boxes missing from mask results are the mask boxes, computed with the pairs.)
     with phase("group"):
         groups = make_groups(gt, dets, p0)
     img_hw = _img_hw(gt, groups.eval_img_ids)
@@ -192,7 +189,7 @@ def run_protocol(
         gt_crowd=gt_crowd,
         dets_compressed=dets.compressed,
     )
-    if need_box and np.isnan(job.det_box).any():  # type: ignore[union-attr]
+    if need_box and dets.branch != "segm" and np.isnan(job.det_box).any():  # type: ignore[union-attr]
         raise RemError("some detections have neither a box nor a mask to take it from")
     with phase("pairs " + "+".join(kinds)):
         out = compute_pairs(job, workers)

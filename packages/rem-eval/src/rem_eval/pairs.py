@@ -321,7 +321,16 @@ def _chunk(job: PairJob, g0: int, g1: int) -> ChunkOut:
     if "bbox" in job.kinds:
         det, gt = _group_pairs(job, g0, g1)
         if det.size:
-            v = box_iou(job.det_box[det], job.gt_box[gt], job.gt_crowd[gt])  # type: ignore[index]
+            det_box = job.det_box[d0:d1]  # type: ignore[index]
+            used = np.unique(det - d0)
+            missing = used[np.isnan(det_box[used, 0])]
+            if missing.size and rles is not None:
+                # Mask results without a box: the box is the mask's, as loadRes sets it.
+                det_box = det_box.copy()
+                det_box[missing] = np.asarray(
+                    mask_utils.toBbox([rles.dets[i] for i in missing.tolist()]), dtype=np.float64
+                ).reshape(-1, 4)
+            v = box_iou(det_box[det - d0], job.gt_box[gt], job.gt_crowd[gt])  # type: ignore[index]
             keep = v >= job.tmin
             out["bbox"].append(PairSet(det[keep], gt[keep], v[keep]))
     repaired = rles.repaired if rles is not None else []

@@ -86,6 +86,10 @@ def cocofy_lvis(lvis: dict[str, Any]) -> dict[str, Any]:
         target = to_coco.get(cat["synset"])
         if target is not None and target in used:
             categories.append({**copy.deepcopy(cat), "id": target})
-    out = {k: copy.deepcopy(v) for k, v in lvis.items() if k not in ("annotations", "images", "categories")}
+    out = {
+        k: copy.deepcopy(v)
+        for k, v in lvis.items()
+        if k not in ("annotations", "images", "categories")
+    }
     out.update(images=images, annotations=annotations, categories=categories)
     return out

@@ -177,8 +177,10 @@ class SOLODetector(nn.Module):
                 if output_sizes is not None
                 else (int(image.shape[1]), int(image.shape[2]))
             )
-            probs, scores, labels = self.bbox_head.instances(outputs, i, self.test_cfg)
-            masks = paste_masks(probs, pad, sizes[i], out_size, self.test_cfg.mask_thr)
+            # Mask IoUs count pixels: keep post-processing in float32 under autocast.
+            with torch.autocast(batch.device.type, enabled=False):
+                probs, scores, labels = self.bbox_head.instances(outputs, i, self.test_cfg)
+                masks = paste_masks(probs, pad, sizes[i], out_size, self.test_cfg.mask_thr)
             results.append(
                 {
                     "boxes": boxes_from_masks(masks),

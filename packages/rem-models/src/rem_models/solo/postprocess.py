@@ -28,6 +28,9 @@ MaskFn = Callable[[Tensor], Tensor]
 """``cells`` (M,) flat cell indices -> (M, H4, W4) mask probabilities at stride 4."""
 
 _CHUNK = 128  # masks computed at once while measuring candidates
+# Candidate masks kept between measuring and Matrix NMS up to this many numbers (1 GiB of
+# float32, ~4000 stride-4 masks of a 800 x 1333 input); beyond, survivors are recomputed.
+_KEEP_LIMIT = 1 << 28
 
 
 @dataclass
@@ -61,16 +64,25 @@ def grid_candidates(
     )
 
 
-def _measure(mask_fn: MaskFn, cells: Tensor, mask_thr: float) -> tuple[Tensor, Tensor]:
-    """Pixel count and mean probability of each cell's binarised mask, chunk by chunk."""
-    areas, maskness = [], []
+def _measure(
+    mask_fn: MaskFn, cells: Tensor, mask_thr: float, keep_limit: int
+) -> tuple[Tensor, Tensor, Tensor | None]:
+    """Pixel count and mean probability of each cell's binarised mask, chunk by chunk; also
+    the probabilities themselves when they hold at most ``keep_limit`` numbers (else None:
+    the few that survive are computed again rather than holding every candidate's mask)."""
+    areas, maskness, kept = [], [], []
     for start in range(0, cells.numel(), _CHUNK):
         probs = mask_fn(cells[start : start + _CHUNK]).float()
         on = probs > mask_thr
         area = on.sum(dim=(1, 2)).float()
         areas.append(area)
         maskness.append((probs * on).sum(dim=(1, 2)) / area.clamp(min=1.0))
-    return torch.cat(areas), torch.cat(maskness)
+        if kept is not None:
+            kept.append(probs)
+            if sum(k.numel() for k in kept) > keep_limit:
+                kept = None
+    stored = torch.cat(kept) if kept else None
+    return torch.cat(areas), torch.cat(maskness), stored
 
 
 def select_instances(
@@ -85,19 +97,22 @@ def select_instances(
     if cells.numel() == 0:
         return _empty(mask_fn, cells)
     unique, inverse = torch.unique(cells, return_inverse=True)
-    areas, maskness = _measure(mask_fn, unique, cfg.mask_thr)
+    areas, maskness, stored = _measure(mask_fn, unique, cfg.mask_thr, _KEEP_LIMIT)
     area = areas[inverse]
     keep = area > candidates.strides
     if not bool(keep.any()):
         return _empty(mask_fn, cells)
     scores = candidates.scores[keep] * maskness[inverse[keep]]
     labels = candidates.labels[keep]
-    cells, area = cells[keep], area[keep]
+    rows, area = inverse[keep], area[keep]  # rows of ``unique``
     order = torch.argsort(scores, descending=True)[: cfg.nms_pre]
-    scores, labels, cells, area = scores[order], labels[order], cells[order], area[order]
+    scores, labels, rows, area = scores[order], labels[order], rows[order], area[order]
 
-    chosen, back = torch.unique(cells, return_inverse=True)
-    probs = mask_fn(chosen).float()[back]
+    if stored is not None:
+        probs = stored[rows]
+    else:
+        chosen, back = torch.unique(rows, return_inverse=True)
+        probs = mask_fn(unique[chosen]).float()[back]
     decayed = matrix_nms(
         probs > cfg.mask_thr, labels, scores, kernel=cfg.kernel, sigma=cfg.sigma, areas=area
     )
