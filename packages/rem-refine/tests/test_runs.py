@@ -8,7 +8,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 import types
 from pathlib import Path
 
@@ -50,19 +49,48 @@ def _manifest(out: Path) -> dict:
     return data
 
 
+# Runs `rem refine` with the batch writer patched to stop the process (SIGSTOP) right after each
+# line is on disk, so the test can SIGKILL it at an exact point instead of racing a fast run.
+_STOP_AFTER_EACH_LINE = """
+import os, signal, sys
+from rem_refine import partial
+from rem_refine.__main__ import main
+
+write = partial.BatchWriter.write
+
+def write_then_stop(self, record):
+    write(self, record)
+    os.kill(os.getpid(), signal.SIGSTOP)
+
+partial.BatchWriter.write = write_then_stop
+sys.argv[0] = "rem_refine"
+main()
+"""
+
+
+def _kill_after(cmd: list[str], partial: Path, lines: int) -> None:
+    """Run ``cmd`` until ``lines`` result lines are on disk, then SIGKILL it."""
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        while True:
+            _, status = os.waitpid(proc.pid, os.WUNTRACED)
+            assert os.WIFSTOPPED(status), "the run ended before it could be killed"
+            if _complete_lines(partial) >= lines:
+                break
+            os.kill(proc.pid, signal.SIGCONT)
+    finally:
+        os.kill(proc.pid, signal.SIGKILL)
+        os.waitpid(proc.pid, 0)
+        proc.returncode = -signal.SIGKILL
+
+
 def test_sigkill_at_any_point_then_resume_is_byte_identical(job):
     out = job.root / "killed.json"
     partial = job.root / "killed.json.partial"
-    cmd = [sys.executable, "-m", "rem_refine", *job.args, "-o", str(out), "--resume"]
+    args = [*job.args, "-o", str(out), "--resume"]
+    cmd = [sys.executable, "-m", "rem_refine", *args]
     for lines in (1, 2):  # kill after the first batch, then after the second (while resumed)
-        proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        deadline = time.monotonic() + 240
-        while _complete_lines(partial) < lines and proc.poll() is None:
-            assert time.monotonic() < deadline, "no results streamed"
-            time.sleep(0.02)
-        assert proc.poll() is None, "the run ended before it could be killed"
-        os.kill(proc.pid, signal.SIGKILL)
-        proc.wait()
+        _kill_after([sys.executable, "-c", _STOP_AFTER_EACH_LINE, *args], partial, lines)
         assert not out.exists()
         assert _complete_lines(partial) == lines  # nothing redone, nothing lost
     # A kill in the middle of a write leaves half a line: it must be ignored and cut off.

@@ -47,7 +47,7 @@ from rem_eval.params import (
     default_iou_thrs,
     default_rec_thrs,
 )
-from rem_eval.summary import coco_reference_stats, stats_lines
+from rem_eval.summary import COCO_STAT_NAMES, coco_reference_stats, stats_lines
 from rem_eval.tables import load_ground_truth
 
 
@@ -285,20 +285,7 @@ class COCOeval:
         self.stats = np.asarray(stats, dtype=np.float64)
         named = dict(
             zip(
-                [
-                    "AP",
-                    "AP50",
-                    "AP75",
-                    "APs",
-                    "APm",
-                    "APl",
-                    "AR1",
-                    "AR10",
-                    "AR100",
-                    "ARs",
-                    "ARm",
-                    "ARl",
-                ],
+                COCO_STAT_NAMES,
                 stats,
             )
         )
