@@ -1,4 +1,5 @@
-"""CIM's data plumbing: COB pickles (safely), VOC / SBD instance reading, VOC mask mAP."""
+"""CIM's data plumbing: COB pickles (safely), VOC / SBD instance reading (VOC mask mAP is
+rem-eval's, tested there)."""
 
 from __future__ import annotations
 
@@ -9,13 +10,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from rem_core import masks as mask_ops
 from rem_core.errors import RemError
 from rem_core.io import CocoFile
 from rem_models.cim.cob import cob_to_proposals, paste_crop, read_cob_pickle
 from rem_models.cim.proposals_io import proposal_masks
 from rem_models.cim.voc import instances_from_maps, read_id_list, voc_to_coco
-from rem_models.cim.voc_eval import voc_ap, voc_mask_map
 
 
 def _rect(h, w, x1, y1, x2, y2):
@@ -147,52 +146,3 @@ def test_instance_class_is_the_majority_class():
     cls = np.array([[3, 3, 7], [0, 0, 0]])
     [(c, m)] = instances_from_maps(inst, cls)
     assert c == 3 and m.sum() == 3
-
-
-# ------------------------------------------------------------------------------ VOC mAP
-
-
-def test_voc_ap_by_hand():
-    recall = np.array([0.5, 0.5, 1.0])
-    precision = np.array([1.0, 0.5, 2 / 3])
-    assert voc_ap(recall, precision) == pytest.approx(0.5 * 1 + 0.5 * 2 / 3)
-    assert voc_ap(recall, precision, use_07_metric=True) == pytest.approx((6 + 5 * 2 / 3) / 11)
-
-
-def test_voc_mask_map_at_50_and_75():
-    h, w = 10, 20
-    a, b = _rect(h, w, 0, 0, 5, 4), _rect(h, w, 10, 0, 15, 5)  # 20 and 25 px
-    gt = CocoFile(
-        {
-            "images": [{"id": 1, "height": h, "width": w}],
-            "categories": [{"id": 1, "name": "x"}, {"id": 2, "name": "y"}],
-            "annotations": [
-                {"id": 1, "image_id": 1, "category_id": 1, "segmentation": mask_ops.encode(a)},
-                {"id": 2, "image_id": 1, "category_id": 1, "segmentation": mask_ops.encode(b)},
-                {"id": 3, "image_id": 1, "category_id": 2, "segmentation": mask_ops.encode(b)},
-            ],
-        }
-    )
-
-    def det(mask, score, cat=1):
-        return {"image_id": 1, "category_id": cat, "score": score,
-                "segmentation": mask_ops.encode(mask)}  # fmt: skip
-
-    results = [
-        det(a, 0.9),  # TP
-        det(_rect(h, w, 0, 0, 5, 3), 0.8),  # IoU 15/20 = 0.75 with a: duplicate -> FP
-        det(_rect(h, w, 10, 0, 15, 4), 0.7),  # IoU 20/25 = 0.8 with b: TP at 0.5 and 0.75
-        det(b, 0.5, cat=2),  # class 2: perfect
-    ]
-    out = voc_mask_map(gt, results)
-    # Class 1 at both thresholds: TP, FP, TP -> AP = 0.5 + 0.5 * 2/3; class 2: 1.
-    expected = (0.5 + 0.5 * 2 / 3 + 1.0) / 2
-    assert out["mAP50"] == pytest.approx(expected) and out["mAP75"] == pytest.approx(expected)
-    # At 0.8 the third detection (IoU exactly 0.8) is no longer above the threshold.
-    out = voc_mask_map(gt, results, iou_thresholds=(0.8,))
-    assert out["per_class"][1]["AP80"] == pytest.approx(0.5)
-    # A crowd instance neither rewards nor penalises a detection on it.
-    gt.dataset["annotations"][2]["iscrowd"] = 1
-    gt2 = CocoFile(gt.dataset)
-    out = voc_mask_map(gt2, results)
-    assert 2 not in out["per_class"] and out["mAP50"] == pytest.approx(0.5 + 0.5 * 2 / 3)

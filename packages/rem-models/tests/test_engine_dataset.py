@@ -142,6 +142,26 @@ def test_missing_image_files_fail_early(messy) -> None:
         CocoInstances(path, images)
 
 
+def test_lvis_records_are_found_by_coco_url_and_escapes_refused(messy) -> None:
+    """LVIS names images by coco_url only (train2017 and val2017 mixed); no file_name."""
+    path, images, _ = messy
+    data = json.loads(path.read_text())
+    (images / "val2017").mkdir()
+    (images / "a.png").rename(images / "val2017" / "a.png")
+    for img in data["images"]:
+        name = img.pop("file_name")
+        img["coco_url"] = f"http://images.cocodataset.org/val2017/{name}"
+    path.write_text(json.dumps(data))
+    ds = CocoInstances(path, images)
+    assert ds.records[0].path == images / "val2017" / "a.png"
+    assert ImageFiles(path, images).entries[1]["path"] == images / "b.png"
+    data["images"][0]["file_name"] = "../outside.png"
+    path.write_text(json.dumps(data))
+    with pytest.raises(RemError, match="escapes the image folder") as info:
+        CocoInstances(path, images)
+    assert info.value.where == "images[0].file_name"
+
+
 def test_exif_orientation_is_applied(tmp_path: Path) -> None:
     """A 6x4 (WxH) JPEG tagged 'rotate 90' is a 4x6 upright image, as the annotations see it."""
     pixels = np.zeros((4, 6, 3), dtype=np.uint8)

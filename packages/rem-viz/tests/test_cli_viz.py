@@ -251,13 +251,13 @@ def test_lvis_style_file_without_file_names_or_iscrowd(coco30, coco_api, tmp_pat
     assert expected and sorted(p.name for p in out.iterdir()) == expected
 
 
-def test_image_file_candidates_stay_inside_the_image_folder():
-    from rem_viz.images import candidate_names
+def test_image_lookup_stays_inside_the_image_folder(tmp_path):
+    from rem_viz.images import locate_image
 
-    record = {"id": 7, "file_name": "../../etc/passwd", "coco_url": "http://x/val2017/a.jpg"}
-    names = [str(p) for p in candidate_names(record)]
-    assert names == ["passwd", "val2017/a.jpg", "a.jpg", "000000000007.jpg"]
-    assert [str(p) for p in candidate_names({"id": 3, "file_name": "/abs/b.png"})] == [
-        "b.png",
-        "000000000003.jpg",
-    ]
+    folder = tmp_path / "images"
+    folder.mkdir()
+    (tmp_path / "secret.jpg").write_bytes(b"x")
+    (folder / "a.jpg").write_bytes(b"x")
+    assert locate_image(folder, {"id": 7, "file_name": "../secret.jpg"}) is None
+    record = {"id": 7, "file_name": "../../etc/a.jpg", "coco_url": "http://x/val2017/b.jpg"}
+    assert locate_image(folder, record) == folder / "a.jpg"

@@ -2,6 +2,7 @@
 
     rem eval GT RESULTS --iou-type segm boundary bbox [--lvis] [--per-class] [--json out.json]
     rem eval coco_2017_val coco_rem_val RESULTS --coco-rem      # one model, two ground truths
+    rem eval voc_2012_val.json RESULTS --voc [--iou-thrs 0.25,0.5,0.7,0.75] [--use-07-metric]
 
 Several ground truths (paths or dataset names) before RESULTS give a side-by-side table of AP
 at every IoU threshold with the differences, COCO-ReM's main use.
@@ -66,6 +67,18 @@ def _configure_logging(verbose: bool) -> None:
     "box-only results).",
 )
 @click.option("--lvis", is_flag=True, help="LVIS federated evaluation (lvis-api).")
+@click.option(
+    "--voc",
+    is_flag=True,
+    help="PASCAL VOC devkit mask AP (area under the precision envelope) at each --iou-thrs "
+    "(default 0.25,0.5,0.7,0.75): the mAP25/50/70/75 of weakly supervised papers.",
+)
+@click.option("--use-07-metric", is_flag=True, help="With --voc: VOC2007's 11-point AP.")
+@click.option(
+    "--iou-thrs",
+    default=None,
+    help="IoU thresholds, comma-separated (default .50:.05:.95; --voc: 0.25,0.5,0.7,0.75).",
+)
 @click.option("--per-class", is_flag=True, help="Also print the per-category AP table.")
 @click.option(
     "--json",
@@ -115,6 +128,9 @@ def eval_command(
     paths: tuple[str, ...],
     iou_types: tuple[str, ...],
     lvis: bool,
+    voc: bool,
+    use_07_metric: bool,
+    iou_thrs: str | None,
     per_class: bool,
     json_path: Path | None,
     arrays: bool,
@@ -131,17 +147,23 @@ def eval_command(
     """Evaluate RESULTS (COCO results JSON) against one or more ground truths.
 
     Numbers equal pycocotools' (segm, bbox), boundary-iou-api's (boundary) and lvis-api's
-    (--lvis). A ground truth is a path or a known dataset name (see `rem datasets`).
+    (--lvis); --voc follows the PASCAL VOC devkit. A ground truth is a path or a known dataset
+    name (see `rem datasets`).
     """
     from rem_core.io import save_json
+    from rem_core.schemas.eval_report import EvalComparison
     from rem_eval.api import evaluate, evaluate_many
     from rem_eval.view import comparison_table, per_class_table, print_warnings, report_table
+    from rem_eval.voc import VOC_IOU_THRS, evaluate_voc_many
 
     _configure_logging(verbose)
     if len(paths) < 2:
         raise RemError("give a ground truth and a results file: rem eval GT [GT...] RESULTS")
     *gts, results = paths
     kinds = list(iou_types)
+    thresholds = _thresholds(iou_thrs)
+    if use_07_metric and not voc:
+        raise RemError("--use-07-metric needs --voc", where="--use-07-metric")
     if coco_rem:
         kinds = kinds or ["segm", "boundary"]
         mask_areas = True
@@ -157,28 +179,67 @@ def eval_command(
         "workers": workers,
         "arrays": arrays,
         "per_category": True,
+        "iou_thrs": thresholds,
     }
+    if voc:
+        _check_voc_options(kinds, kwargs, coco_rem)
+        reports = evaluate_voc_many(
+            gts,
+            results,
+            thresholds or VOC_IOU_THRS,
+            use_07_metric=use_07_metric,
+            gt_ignore=gt_ignore or "ignore_or_iscrowd",
+            strict_categories=not skip_unknown_categories,
+        ).reports
+    elif len(gts) == 1:
+        reports = [evaluate(gts[0], results, kinds or None, **kwargs)]
+    else:
+        reports = evaluate_many(gts, results, kinds or None, **kwargs).reports
     console = Console()
-    if len(gts) == 1:
-        report = evaluate(gts[0], results, kinds or None, **kwargs)
-        print_warnings(console, report.warnings)
-        console.print(report_table(report))
-        if per_class:
-            console.print(per_class_table(report))
-        if json_path is not None:
-            save_json(json_path, report.model_dump(mode="json"), indent=True)
-            console.print(f"report written to {json_path}")
-        return
-    comp = evaluate_many(gts, results, kinds or None, **kwargs)
-    for r in comp.reports:
+    for r in reports:
         print_warnings(console, r.warnings)
         console.print(report_table(r))
         if per_class:
             console.print(per_class_table(r))
-    console.print(comparison_table(comp))
+    comp = EvalComparison(results=reports[0].results, reports=reports) if len(reports) > 1 else None
+    if comp is not None:
+        console.print(comparison_table(comp))
     if json_path is not None:
-        save_json(json_path, comp.model_dump(mode="json"), indent=True)
+        save_json(json_path, (comp or reports[0]).model_dump(mode="json"), indent=True)
         console.print(f"report written to {json_path}")
+
+
+def _thresholds(text: str | None) -> list[float] | None:
+    """``--iou-thrs 0.25,0.5`` as floats in [0, 1]."""
+    if text is None:
+        return None
+    try:
+        values = [float(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise RemError(
+            f"expected numbers separated by commas, got {text!r}", where="--iou-thrs"
+        ) from None
+    if not values or any(not 0.0 <= v <= 1.0 for v in values):
+        raise RemError(f"thresholds must lie in [0, 1], got {text!r}", where="--iou-thrs")
+    return values
+
+
+def _check_voc_options(kinds: list[str], kwargs: dict, coco_rem: bool) -> None:
+    """--voc evaluates masks with the devkit's rules; COCO/LVIS-only switches make no sense."""
+    if kinds and kinds != ["segm"]:
+        raise RemError("--voc evaluates masks: use --iou-type segm", where="--iou-type")
+    given = {
+        "--lvis": kwargs["lvis"],
+        "--coco-rem": coco_rem,
+        "--mask-areas": kwargs["mask_areas"],
+        "--dilation-ratio": kwargs["dilation_ratio"] is not None,
+        "--max-dets": kwargs["max_dets"] is not None,
+        "--class-agnostic": kwargs["use_cats"] is False,
+        "--arrays": kwargs["arrays"],
+    }
+    for flag, on in given.items():
+        if on:
+            raise RemError(f"{flag} does not apply to --voc", where=flag)
 
 
 @click.command("eval-referring", context_settings={"help_option_names": ["-h", "--help"]})

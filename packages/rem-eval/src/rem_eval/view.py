@@ -5,7 +5,12 @@ from __future__ import annotations
 from rich.console import Console
 from rich.table import Table
 
-from rem_core.schemas.eval_report import EvalComparison, EvalReport, ReferringReport
+from rem_core.schemas.eval_report import (
+    CategoryMetrics,
+    EvalComparison,
+    EvalReport,
+    ReferringReport,
+)
 
 _LVIS_KEYS = ["APr", "APc", "APf"]
 
@@ -40,7 +45,7 @@ def _columns(report: EvalReport) -> list[str]:
     ]
     lvis = [k for k in _LVIS_KEYS if k in keys]
     recall = [k for k in keys if k.startswith("AR")]
-    return ["AP", *thresholds, *areas, *lvis, *recall]
+    return [*(["AP"] if "AP" in keys else []), *thresholds, *areas, *lvis, *recall]
 
 
 def report_table(report: EvalReport) -> Table:
@@ -50,32 +55,43 @@ def report_table(report: EvalReport) -> Table:
     table = Table(title=f"{report.results} vs {report.ground_truth}", title_style="bold")
     table.add_column("metric", style="bold")
     for kind, m in report.metrics.items():
-        table.add_column(kind if m.protocol == "coco" else f"{kind} (LVIS)", justify="right")
+        name = kind if m.protocol == "coco" else f"{kind} ({m.protocol.upper()})"
+        table.add_column(name, justify="right")
     for key in rows:
         table.add_row(key, *[pct(m.stats.get(key)) for m in report.metrics.values()])
     return table
 
 
 def per_class_table(report: EvalReport) -> Table:
-    """Per-category AP of every IoU type, with GT and detection counts."""
+    """Per-category AP of every IoU type (AP and AP50; VOC: AP at each threshold), with GT and
+    detection counts."""
     kinds = list(report.metrics)
     table = Table(title="Per-category AP (area all)", title_style="bold")
     table.add_column("id", justify="right")
     table.add_column("category")
+    columns: list[tuple[str, str]] = []  # (IoU type, metric)
     for k in kinds:
-        table.add_column(f"{k} AP", justify="right")
-        table.add_column(f"{k} AP50", justify="right")
+        m = report.metrics[k]
+        names = list(m.stats) if m.protocol == "voc" else ["AP", "AP50"]
+        columns += [(k, n) for n in names]
+    for k, n in columns:
+        table.add_column(f"{k} {n}", justify="right")
     table.add_column("GT", justify="right")
     table.add_column("dets", justify="right")
     rows = {k: {c.id: c for c in report.metrics[k].per_category} for k in kinds}
     first = report.metrics[kinds[0]].per_category
     for cat in first:
-        cells = []
-        for k in kinds:
-            c = rows[k].get(cat.id)
-            cells += [pct(c.ap if c else None), pct(c.ap50 if c else None)]
+        cells = [pct(_category_value(rows[k].get(cat.id), n)) for k, n in columns]
         table.add_row(str(cat.id), cat.name, *cells, str(cat.num_gt), str(cat.num_det))
     return table
+
+
+def _category_value(c: CategoryMetrics | None, name: str) -> float | None:
+    if c is None:
+        return None
+    if c.ap_at is not None:
+        return c.ap_at.get(name)
+    return c.ap if name == "AP" else c.ap50
 
 
 def comparison_table(comp: EvalComparison) -> Table:
@@ -98,7 +114,8 @@ def comparison_table(comp: EvalComparison) -> Table:
             for key in r.metrics[k].stats:
                 if key.startswith("AP") and key not in keys:
                     keys.append(key)
-    order = ["AP"] + [k for k in keys if k[2:].isdigit() or k.startswith("AP@")]
+    order = ["AP"] if "AP" in keys else []
+    order += [k for k in keys if k[2:].isdigit() or k.startswith("AP@")]
     order += [k for k in ("APs", "APm", "APl", "APr", "APc", "APf") if k in keys]
     for key in order:
         cells = []

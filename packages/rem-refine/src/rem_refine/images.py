@@ -2,9 +2,9 @@
 
 The reference built every path as ``<image-dir>/<zero-padded id>.jpg`` from one folder, which
 cannot serve LVIS (its images come from train2017 and val2017). Here a record is looked up in
-each root, in order, under ``file_name``, then the last two and the last component of
-``coco_url`` (``val2017/000000397133.jpg``, ``000000397133.jpg``), then the zero-padded id. A
-``file_name`` that is absolute or climbs out of the root with ``..`` is refused.
+each root under the names of :func:`rem_core.image_files.candidate_names` (``file_name``, then
+``coco_url``'s ``val2017/000000397133.jpg`` and ``000000397133.jpg``, then the zero-padded id).
+A ``file_name`` that is absolute or climbs out of the root with ``..`` is refused.
 
 Problems with one image (missing, unreadable, wrong size, unsafe path) raise
 :class:`ImageProblem`; the runner records them for that image and carries on.
@@ -14,11 +14,13 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import Literal
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
+
+from rem_core.image_files import candidate_names, escapes_root, find_image_file
 
 ExifMode = Literal["apply", "ignore", "auto"]
 
@@ -32,46 +34,15 @@ class ImageProblem(Exception):
         self.message = message
 
 
-def _safe_relative(name: str) -> PurePosixPath | None:
-    """``name`` as a relative POSIX path inside its root, or None when it would escape it."""
-    pure = PurePosixPath(name.replace("\\", "/"))
-    if not name or pure.is_absolute() or ".." in pure.parts or (len(name) > 1 and name[1] == ":"):
-        return None
-    return pure
-
-
-def candidate_names(image: dict) -> list[str]:
-    """Relative paths to try for an image record, most specific first (no duplicates)."""
-    names: list[str] = []
-    if image.get("file_name"):
-        names.append(str(image["file_name"]))
-    url = image.get("coco_url") or image.get("flickr_url")
-    if url:
-        parts = PurePosixPath(str(url).split("?")[0]).parts
-        if len(parts) >= 2:
-            names.append("/".join(parts[-2:]))
-        if parts:
-            names.append(parts[-1])
-    if isinstance(image.get("id"), int):
-        names.append(f"{image['id']:012d}.jpg")
-    return list(dict.fromkeys(names))
-
-
 def find_image(image: dict, roots: Sequence[Path]) -> Path:
     """The first existing file for ``image`` under ``roots``; raises :class:`ImageProblem`."""
-    file_name = image.get("file_name")
-    if file_name and _safe_relative(str(file_name)) is None:
-        raise ImageProblem("unsafe-path", f"file_name {file_name!r} escapes the image directory")
-    tried = []
-    for name in candidate_names(image):
-        rel = _safe_relative(name)
-        if rel is None:
-            continue
-        for root in roots:
-            path = Path(root) / rel
-            tried.append(str(path))
-            if path.is_file():
-                return path
+    if escapes_root(image):
+        name = image["file_name"]
+        raise ImageProblem("unsafe-path", f"file_name {name!r} escapes the image directory")
+    found = find_image_file(image, roots)
+    if found is not None:
+        return found
+    tried = [str(Path(root) / rel) for rel in candidate_names(image) for root in roots]
     where = ", ".join(tried[:3]) + (" ..." if len(tried) > 3 else "")
     raise ImageProblem("missing", f"image file not found (tried {where})")
 

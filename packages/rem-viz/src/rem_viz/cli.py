@@ -243,7 +243,7 @@ def compare(
     eval_reports: tuple[Path, ...],
     workers: int | None,
 ) -> None:
-    """Compare two annotation sets of the same images (e.g. COCO and COCO-ReM).
+    """Compare two annotation sets of the same images, such as COCO and COCO-ReM.
 
     Instances are paired and measured (mask IoU, Boundary IoU, pixels added and removed);
     each image is drawn as A | B | difference; summary.json and categories.csv say how much

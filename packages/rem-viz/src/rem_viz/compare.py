@@ -22,9 +22,10 @@ from rich.console import Console
 
 from rem_core.atomic import atomic_write_text
 from rem_core.errors import RemError
+from rem_core.image_files import image_name
 from rem_core.io import save_json
 from rem_viz.difference import ADDED, REMOVED, difference_view, side_by_side, with_header
-from rem_viz.images import file_name_of, fit_width, locate_image, read_rgb, write_image
+from rem_viz.images import fit_width, locate_image, read_rgb, write_image
 from rem_viz.instances import AnnotationSet, Decoded, Instance, decode_instances
 from rem_viz.matching import MATCH_MODES, boundary_iou, match_by_id, match_by_iou, pixel_change
 from rem_viz.overlays import THUMB_WIDTH, as_instances, filter_instances, paint_decoded
@@ -444,11 +445,11 @@ def compare_sets(
             continue
         source = locate_image(image_dir, rec_a) if image_dir is not None else None
         if image_dir is not None and source is None:
-            result.missing.append(file_name_of(rec_a))
+            result.missing.append(image_name(rec_a))
         jobs.append(
             _Job(
                 image_id=image_id,
-                file_name=file_name_of(rec_a),
+                file_name=image_name(rec_a),
                 height=size[0],
                 width=size[1],
                 source=None if source is None else str(source),

@@ -15,54 +15,12 @@ from pathlib import Path, PurePosixPath
 import cv2
 import numpy as np
 
-
-def file_name_of(record: dict) -> str:
-    """An image record's file name: ``file_name``, else the tail of ``coco_url`` (LVIS), else the
-    COCO convention ``{id:012d}.jpg``."""
-    name = record.get("file_name")
-    if isinstance(name, str) and name:
-        return name
-    url = record.get("coco_url")
-    if isinstance(url, str) and url:
-        return url.split("?")[0].rsplit("/", 1)[-1]
-    return f"{int(record['id']):012d}.jpg"
-
-
-def _inside(name: str) -> PurePosixPath | None:
-    """``name`` as a relative path, or None when it is absolute or climbs out with ``..``."""
-    rel = PurePosixPath(name.replace("\\", "/"))
-    if not name or rel.is_absolute() or ".." in rel.parts:
-        return None
-    return rel
-
-
-def candidate_names(record: dict) -> list[PurePosixPath]:
-    """Relative paths to try for an image record, most specific first.
-
-    ``file_name`` (and its last part, when the image folder already is its split folder), then
-    the last two and the last part of ``coco_url`` (LVIS names images only by URL, from both
-    ``train2017`` and ``val2017``), then ``{id:012d}.jpg``.
-    """
-    names: list[str] = []
-    file_name = record.get("file_name")
-    if isinstance(file_name, str) and file_name:
-        names += [file_name, PurePosixPath(file_name.replace("\\", "/")).name]
-    url = record.get("coco_url")
-    if isinstance(url, str) and url:
-        parts = PurePosixPath(url.split("?")[0]).parts
-        names += ["/".join(parts[-2:]), parts[-1]] if len(parts) >= 2 else list(parts)
-    if isinstance(record.get("id"), int):
-        names.append(f"{record['id']:012d}.jpg")
-    return [rel for name in dict.fromkeys(names) if (rel := _inside(name)) is not None]
+from rem_core.image_files import find_image_file, image_name
 
 
 def locate_image(image_dir: Path, record: dict) -> Path | None:
-    """The file of ``record`` under ``image_dir`` (see :func:`candidate_names`), or None."""
-    for rel in candidate_names(record):
-        candidate = image_dir / rel
-        if candidate.is_file():
-            return candidate
-    return None
+    """The file of ``record`` under ``image_dir`` (see :mod:`rem_core.image_files`), or None."""
+    return find_image_file(record, [image_dir])
 
 
 def read_rgb(path: Path) -> np.ndarray | None:
@@ -137,7 +95,7 @@ def output_name(record: dict, suffixes: list[str], default_ext: str | None = Non
     This is COCO-ReM's naming: ``x.jpg`` with class ``dog`` and suffix ``rem`` gives
     ``x_dog_rem.jpg``.
     """
-    base = PurePosixPath(file_name_of(record).replace("\\", "/")).name
+    base = PurePosixPath(image_name(record).replace("\\", "/")).name
     stem, dot, ext = base.rpartition(".")
     if not dot:
         stem, ext = base, ""

@@ -23,6 +23,7 @@ from rem_core.schemas.eval_report import (
     MetricArrays,
     ReferringReport,
 )
+from rem_core.schemas.peaks import ImagePeaks, Peak, PeakSet
 from rem_core.schemas.proposals import ImageProposals, Proposal, ProposalSet
 from rem_core.schemas.referring import ReferringSample
 from rem_core.schemas.results import Detection, Results
@@ -37,11 +38,14 @@ __all__ = [
     "EvalComparison",
     "EvalReport",
     "Image",
+    "ImagePeaks",
     "ImageProposals",
     "Info",
     "IouTypeMetrics",
     "License",
     "MetricArrays",
+    "Peak",
+    "PeakSet",
     "Polygons",
     "Proposal",
     "ProposalSet",

@@ -14,7 +14,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr
 
 EvalIouType = Literal["segm", "bbox", "boundary"]
-EvalProtocol = Literal["coco", "lvis"]
+EvalProtocol = Literal["coco", "lvis", "voc"]
 
 
 class CategoryMetrics(BaseModel):
@@ -30,6 +30,9 @@ class CategoryMetrics(BaseModel):
     num_gt: int = Field(description="non-ignored ground truths (area 'all')")
     num_det: int = Field(description="detections taking part in the evaluation")
     frequency: Literal["r", "c", "f"] | None = None
+    ap_at: dict[str, float | None] | None = Field(
+        None, description="VOC protocol: AP at each IoU threshold, keyed like stats (AP50...)"
+    )
 
 
 class MetricArrays(BaseModel):
@@ -47,7 +50,8 @@ class MetricArrays(BaseModel):
 
 
 class IouTypeMetrics(BaseModel):
-    """The metrics of one IoU type (segm, bbox or boundary) under one protocol (COCO or LVIS)."""
+    """The metrics of one IoU type (segm, bbox or boundary) under one protocol (COCO, LVIS, or
+    VOC: the PASCAL devkit's AP per IoU threshold, ``stats`` = ``{"AP50": ...}``, no AR)."""
 
     model_config = ConfigDict(extra="forbid")
 

@@ -1,4 +1,5 @@
-"""Backbones of CIM: ResNet-50 to res4, VGG16 with dilated conv5, and a tiny CPU test net.
+"""Backbones of CIM: ResNet-50 to res4, VGG16 with dilated conv5, HRNet-W48-C (in
+:mod:`rem_models.cim.hrnet`) and a tiny CPU test net.
 
 Each takes (B, 3, H, W) ImageNet-normalised RGB and returns one feature map; ``stride`` and
 ``channels`` describe it.
@@ -11,6 +12,8 @@ from torch import nn
 from torchvision.models import resnet50
 from torchvision.models.vgg import cfgs, make_layers
 from torchvision.ops import FrozenBatchNorm2d
+
+from rem_models.cim.config import CimConfig
 
 
 class ResNet50Res4(nn.Module):
@@ -75,10 +78,14 @@ class TinyBackbone(nn.Module):
         return self.body(x)
 
 
-def build_backbone(kind: str, tiny_width: int = 32) -> nn.Module:
-    """The backbone named ``kind`` (see :class:`rem_models.cim.config.CimConfig`)."""
-    if kind == "resnet50":
+def build_backbone(config: CimConfig) -> nn.Module:
+    """The backbone named by ``config.backbone``."""
+    if config.backbone == "resnet50":
         return ResNet50Res4()
-    if kind == "vgg16":
+    if config.backbone == "vgg16":
         return Vgg16Dilated()
-    return TinyBackbone(tiny_width)
+    if config.backbone == "hrnet":
+        from rem_models.cim.hrnet import HRNetCls  # timm is optional: import on use
+
+        return HRNetCls(config.hrnet_width, config.hrnet_freeze_at)
+    return TinyBackbone(config.tiny_width)

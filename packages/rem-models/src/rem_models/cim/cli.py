@@ -1,6 +1,7 @@
 """``rem cim``: proposals, training, prediction, pseudo-label export and VOC tools for CIM.
 
-Heavy modules (torch, scikit-image, segment-anything) are imported inside the commands.
+Heavy modules (torch, scikit-image, segment-anything) are imported inside the commands. VOC mask
+mAP (mAP25/50/70/75) is rem-eval's: ``rem eval GT RESULTS --voc``.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from pathlib import Path
 import click
 
 from rem_core.errors import RemError
+from rem_models.cim.cli_prm import peaks, prm_train
 
 _FILE = click.Path(exists=True, dir_okay=False, path_type=Path)
 _DIR = click.Path(exists=True, file_okay=False, path_type=Path)
@@ -19,6 +21,10 @@ _OUT = click.Path(dir_okay=False, path_type=Path)
 @click.group()
 def cim() -> None:
     """CIM: weakly supervised instance segmentation from image labels and mask proposals."""
+
+
+cim.add_command(prm_train)
+cim.add_command(peaks)
 
 
 @cim.command()
@@ -45,6 +51,7 @@ def proposals(gt, image_dir, out, method, scales, checkpoint, sam_type, points_p
     from rem_core.io import load_coco
     from rem_models.cim.dataset import read_rgb
     from rem_models.cim.proposals_io import image_proposals, save_proposals
+    from rem_models.engine.dataset import image_path
 
     coco = load_coco(gt)
     if method == "cob":
@@ -82,7 +89,7 @@ def proposals(gt, image_dir, out, method, scales, checkpoint, sam_type, points_p
 
     records = []
     for image_id in track(sorted(coco.imgs), description="proposals"):
-        image = read_rgb(image_dir / coco.imgs[image_id]["file_name"])
+        image = read_rgb(image_path(coco.imgs[image_id], image_dir, f"image id {image_id}", gt))
         masks, scores = generate(image)
         records.append(image_proposals(image_id, masks, scores))
     save_proposals(out, records, method)
@@ -90,13 +97,15 @@ def proposals(gt, image_dir, out, method, scales, checkpoint, sam_type, points_p
     click.echo(f"wrote {total} proposals for {len(records)} images to {out}")
 
 
-def _samples(gt: Path, proposals_file: Path, image_dir: Path):
+def _samples(gt: Path, proposals_file: Path, image_dir: Path, peaks_file: Path | None = None):
     from rem_core.io import load_coco
-    from rem_models.cim.dataset import load_samples
+    from rem_models.cim.dataset import category_order, load_samples
+    from rem_models.cim.peaks_io import load_peaks
     from rem_models.cim.proposals_io import load_proposals
 
     coco = load_coco(gt)
-    return coco, load_samples(coco, image_dir, load_proposals(proposals_file))
+    peaks = None if peaks_file is None else load_peaks(peaks_file, coco, category_order(coco))
+    return coco, load_samples(coco, image_dir, load_proposals(proposals_file), peaks=peaks)
 
 
 @cim.command()
@@ -110,37 +119,70 @@ def _samples(gt: Path, proposals_file: Path, image_dir: Path):
 @click.option("--step", default=60_000, show_default=True, help="lr x0.1 from this iteration.")
 @click.option("--lr", default=5e-4, show_default=True)
 @click.option("--scales", default="480,576,688,864,1000,1200", show_default=True,
-              help="Training short sides; empty keeps the image size.")  # fmt: skip
+              help="Training long sides; empty keeps the image size.")  # fmt: skip
 @click.option("--seed", default=0, show_default=True)
 @click.option("--device", default="cpu", show_default=True)
+@click.option("--peaks", "peaks_file", type=_FILE,
+              help="Peak file (`rem cim peaks`, or points) for the PCL term (x12).")  # fmt: skip
+@click.option("--run-dir", type=click.Path(file_okay=False, path_type=Path),
+              help="Snapshots + metrics.jsonl [default: OUT without suffix + '.run'].")  # fmt: skip
+@click.option("--checkpoint-every", default=5000, show_default=True, help="Snapshot interval.")
+@click.option("--resume", is_flag=True, help="Continue from the run folder's newest snapshot.")
+@click.option("--backbone-weights", type=_FILE,
+              help="ImageNet init of the HRNet backbone: the official "
+                   "hrnetv2_w48_imagenet_pretrained.pth (cim_hrnet48).")  # fmt: skip
 def train(gt, proposals_file, image_dir, out, model_name, overrides, iterations, step, lr, scales,
-          seed, device) -> None:  # fmt: skip
-    """Train CIM on GT's image-level labels only; save a safetensors checkpoint to OUT."""
+          seed, device, peaks_file, run_dir, checkpoint_every, resume,
+          backbone_weights) -> None:  # fmt: skip
+    """Train CIM on GT's image-level labels only; save a safetensors checkpoint to OUT.
+
+    Snapshots (every --checkpoint-every iterations and at the end) and metrics.jsonl go to the
+    run folder, by default beside OUT (cim.safetensors -> cim.run/); --resume continues there.
+    """
     import torch
-    from rich.progress import Progress
+    from rich.console import Console
 
     from rem_models.checkpoints import save_checkpoint_safetensors
     from rem_models.cim.dataset import category_order
     from rem_models.cim.train import CimTrainSettings, train_cim
+    from rem_models.cim.train_state import CimRun
     from rem_models.overrides import apply_overrides
     from rem_models.registry import get_model, get_model_config
 
-    coco, samples = _samples(gt, proposals_file, image_dir)
+    coco, samples = _samples(gt, proposals_file, image_dir, peaks_file)
     config = get_model_config(model_name, num_classes=len(category_order(coco)))
     config = apply_overrides(config, list(overrides))
     torch.manual_seed(seed)
-    model = get_model(model_name, config).to(device)
+    model = get_model(model_name, config)
+    if backbone_weights is not None:
+        from rem_models.cim.hrnet import HRNetCls, load_hrnet_imagenet
+
+        if not isinstance(model.backbone, HRNetCls):
+            raise RemError(
+                f"{model_name} has a {config.backbone} backbone; ImageNet weights load into "
+                "the HRNet backbone only (--model cim_hrnet48)",
+                where="--backbone-weights",
+            )
+        load_hrnet_imagenet(model.backbone, backbone_weights)
+    model = model.to(device)
     scale_list = tuple(int(s) for s in scales.split(",") if s.strip())
     settings = CimTrainSettings(
         iterations=iterations, step=step, lr=lr, scales=scale_list, seed=seed
     )
-    with Progress() as progress:
-        task = progress.add_task("training", total=iterations)
-
-        def on_step(it, losses):
-            progress.update(task, advance=1, description=f"loss {losses['total']:.3f}")
-
-        history = train_cim(model, samples, settings, on_step=on_step)
+    if peaks_file is not None:
+        missing = sum(s.clusters is None for s in samples)
+        if missing == len(samples):
+            raise RemError("no GT image has a peaks record", path=peaks_file)
+        if missing:
+            click.echo(f"warning: {missing} of {len(samples)} images have no peaks record "
+                       "(no PCL term for them)", err=True)  # fmt: skip
+    run = CimRun(
+        run_dir or out.with_name(out.stem + ".run"),
+        checkpoint_every=checkpoint_every,
+        resume=resume,
+        console=Console(stderr=True, soft_wrap=True),
+    )
+    history = train_cim(model, samples, settings, run=run)
     save_checkpoint_safetensors(
         out,
         model.state_dict(),
@@ -148,7 +190,8 @@ def train(gt, proposals_file, image_dir, out, model_name, overrides, iterations,
         arch=model_name,
         metadata={"rem.categories": ",".join(map(str, category_order(coco)))},
     )
-    click.echo(f"trained {iterations} iterations (last loss {history[-1]['total']:.4f}) -> {out}")
+    last = f" (last loss {history[-1]['total']:.4f})" if history else ""
+    click.echo(f"trained {iterations} iterations{last} -> {out}; run folder {run.folder}")
 
 
 @cim.command()
@@ -157,7 +200,7 @@ def train(gt, proposals_file, image_dir, out, model_name, overrides, iterations,
 @click.argument("proposals_file", metavar="PROPOSALS", type=_FILE)
 @click.argument("image_dir", type=_DIR)
 @click.argument("out", type=_OUT)
-@click.option("--scales", default="", help="Test short sides, e.g. 480,576,688,864,1000,1200.")
+@click.option("--scales", default="", help="Test long sides, e.g. 576,688,864,1200 (CIM).")
 @click.option("--flip/--no-flip", default=False, show_default=True)
 @click.option("--device", default="cpu", show_default=True)
 def predict(checkpoint, gt, proposals_file, image_dir, out, scales, flip, device) -> None:
@@ -209,17 +252,3 @@ def voc_to_coco_command(root, split, out, source) -> None:
     data = voc_to_coco(root, read_id_list(split), source)
     save_json(out, data)
     click.echo(f"wrote {len(data['images'])} images, {len(data['annotations'])} instances to {out}")
-
-
-@cim.command("voc-eval")
-@click.argument("gt", type=_FILE)
-@click.argument("results", type=_FILE)
-@click.option("--use-07-metric", is_flag=True, help="11-point AP (VOC2007).")
-def voc_eval_command(gt, results, use_07_metric) -> None:
-    """VOC instance-segmentation mAP50 / mAP75 of RESULTS against GT (COCO files)."""
-    from rem_core.io import load_coco, load_results
-    from rem_models.cim.voc_eval import voc_mask_map
-
-    coco = load_coco(gt)
-    out = voc_mask_map(coco, load_results(results, coco), use_07_metric=use_07_metric)
-    click.echo(f"mAP50 {100 * out['mAP50']:.2f}  mAP75 {100 * out['mAP75']:.2f}")

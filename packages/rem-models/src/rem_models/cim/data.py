@@ -50,7 +50,9 @@ def prepare_sample(
     peaks: Sequence[tuple[float, float, int]] | None = None,
     roi_size: int = 7,
 ) -> CimSample:
-    """Drop empty proposals and precompute boxes, crops and the pairwise matrices."""
+    """Drop empty proposals and precompute boxes, crops and the pairwise matrices. ``peaks``
+    (x, y, class), weakest first, give PCL clusters; ``[]`` makes every proposal background,
+    ``None`` means no peak information (no PCL term)."""
     masks = np.asarray(masks, dtype=bool)
     masks = masks[masks.reshape(len(masks), -1).any(1)] if len(masks) else masks
     boxes = mask_boxes(masks)
@@ -65,5 +67,5 @@ def prepare_sample(
         asy=asy,
         big=big_proposals(asy),
         labels=np.asarray(labels, dtype=bool),
-        clusters=peak_clusters(masks, peaks) if peaks else None,
+        clusters=peak_clusters(masks, peaks) if peaks is not None else None,
     )

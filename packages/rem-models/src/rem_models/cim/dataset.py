@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 import cv2
@@ -13,6 +13,7 @@ from rem_core.io import CocoFile
 from rem_core.schemas import ImageProposals
 from rem_models.cim.data import CimSample, prepare_sample
 from rem_models.cim.proposals_io import proposal_masks
+from rem_models.engine.dataset import image_path
 
 
 def category_order(coco: CocoFile) -> list[int]:
@@ -43,15 +44,18 @@ def load_samples(
     image_dir: Path,
     proposals: dict[int, ImageProposals] | Callable[[np.ndarray], np.ndarray],
     roi_size: int = 7,
+    peaks: Mapping[int, Sequence[tuple[float, float, int]]] | None = None,
 ) -> list[CimSample]:
     """One :class:`CimSample` per image of ``coco``. ``proposals`` is a loaded proposal file or
     a generator ``image (H, W, 3) uint8 -> (N, H, W) bool``. An image missing from the file
-    gets no proposals."""
+    gets no proposals. ``peaks`` (per image id: (x, y, class), weakest first; see
+    :func:`rem_models.cim.peaks_io.load_peaks`) add PCL clusters; images absent from it get
+    none."""
     categories = category_order(coco)
     samples = []
     for image_id in sorted(coco.imgs):
         record = coco.imgs[image_id]
-        image = read_rgb(image_dir / record["file_name"])
+        image = read_rgb(image_path(record, image_dir, f"image id {image_id}", coco.path))
         if callable(proposals):
             masks = proposals(image)
         elif image_id in proposals:
@@ -66,7 +70,12 @@ def load_samples(
             masks = np.zeros((0, *image.shape[:2]), dtype=bool)
         samples.append(
             prepare_sample(
-                image_id, image, masks, image_labels(coco, image_id, categories), None, roi_size
+                image_id,
+                image,
+                masks,
+                image_labels(coco, image_id, categories),
+                None if peaks is None else peaks.get(image_id),
+                roi_size,
             )
         )
     return samples

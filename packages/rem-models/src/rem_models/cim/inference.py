@@ -17,10 +17,14 @@ from rem_models.cim.data import CimSample
 from rem_models.cim.model import CimModel
 
 
-def resize_short_side(image: np.ndarray, scale: int) -> tuple[np.ndarray, float]:
-    """Resize (H, W, 3) so its short side is ``scale``; returns the image and the factor."""
+def resize_long_side(image: np.ndarray, scale: int) -> tuple[np.ndarray, float]:
+    """Resize (H, W, 3) so its long side is ``scale``; returns the image and the factor.
+
+    CIM's "scales" are long sides (its ``get_target_scale`` divides by the larger image side,
+    unlike Fast R-CNN's short-side rule it was forked from).
+    """
     h, w = image.shape[:2]
-    f = scale / min(h, w)
+    f = scale / max(h, w)
     size = (max(1, round(w * f)), max(1, round(h * f)))
     return cv2.resize(image, size, interpolation=cv2.INTER_LINEAR), f
 
@@ -32,7 +36,7 @@ def score_proposals(
     scales: Sequence[int] | None = None,
     flip: bool = False,
 ) -> np.ndarray:
-    """(N, C) proposal scores averaged over test scales (short side) and horizontal flips.
+    """(N, C) proposal scores averaged over test scales (long side) and horizontal flips.
 
     ``scales=None`` scores the image at its own size.
     """
@@ -42,7 +46,7 @@ def score_proposals(
         if scale is None:
             img, f = sample.image, 1.0
         else:
-            img, f = resize_short_side(sample.image, int(scale))
+            img, f = resize_long_side(sample.image, int(scale))
         width = img.shape[1]
         for flipped in (False, True) if flip else (False,):
             boxes = sample.boxes * f

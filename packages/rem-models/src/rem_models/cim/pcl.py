@@ -1,9 +1,12 @@
 """PCL-style proposal clusters grown from class peaks (PRM peaks, or points such as BESTIE's).
 
-A peak is ``(x, y, c)``: a pixel in the image frame and a 0-based class. The proposals covering
-the peak are averaged and the mean thresholded at 0.7: that is the cluster centre. Proposals with
-IoU > 0.5 to a centre join its cluster; 0 < IoU <= 0.5 makes them background; proposals that
-touch no centre are ignored. The PCL loss then asks each cluster, as a whole, for its class.
+A peak is ``(x, y, c)``: a pixel in the image frame and a 0-based class. Peaks are processed in
+the order given, weakest first (CIM sorts PRM peaks by score ascending). For each peak the
+proposals covering its pixel are averaged and the mean thresholded at 0.7: the cluster centre.
+Proposals with IoU > 0.5 to the centre join that peak's cluster, replacing any earlier
+(weaker) peak's claim; proposals with 0 < IoU <= 0.5 to some centre and in no cluster become
+background; proposals that touch no centre are ignored. An image with no peaks at all makes
+every proposal background. The PCL loss then asks each cluster, as a whole, for its class.
 """
 
 from __future__ import annotations
@@ -22,9 +25,10 @@ JOIN_IOU = 0.5
 
 @dataclass(frozen=True)
 class PeakClusters:
-    """Per-proposal cluster targets, each (N,): ``cluster`` (the centre a proposal overlaps
-    most, index into ``categories``; -1 when it touches none), ``labels`` (0 = background, c + 1 = member of a class-c cluster, -1 = ignored); plus the
-    clusters' 0-based ``categories`` (K,) and centre masks (K, H, W) bool."""
+    """Per-proposal cluster targets, each (N,): ``labels`` (0 = background, c + 1 = member of a
+    class-c cluster, -1 = ignored) and ``cluster`` (index into ``categories``: a member's
+    cluster; for background the centre it overlaps most, whose weight it takes; -1 when there
+    is none); plus the clusters' 0-based ``categories`` (K,) and centre masks (K, H, W) bool."""
 
     cluster: np.ndarray
     labels: np.ndarray
@@ -40,11 +44,14 @@ def peak_clusters(
 ) -> PeakClusters:
     """Clusters of (N, H, W) bool proposals around ``peaks`` (see the module docstring).
 
-    A peak covered by no proposal makes no cluster. A proposal near several centres goes to the
-    one it overlaps most.
+    A peak covered by no proposal (or whose mean mask is empty) makes no cluster.
     """
     n, h, w = masks.shape
     centres, categories = [], []
+    cluster = np.full(n, -1, dtype=np.int64)
+    labels = np.full(n, -1, dtype=np.int64)
+    nearest = np.full(n, -1, dtype=np.int64)
+    nearest_iou = np.zeros(n)
     for x, y, c in peaks:
         col = min(max(int(x), 0), w - 1)
         row = min(max(int(y), 0), h - 1)
@@ -52,21 +59,22 @@ def peak_clusters(
         if not covering.any():
             continue
         centre = masks[covering].mean(axis=0) > centre_thr
-        if centre.any():
-            centres.append(centre)
-            categories.append(int(c))
-    cluster = np.full(n, -1, dtype=np.int64)
-    labels = np.full(n, -1, dtype=np.int64)
+        if not centre.any():
+            continue
+        j = len(centres)
+        centres.append(centre)
+        categories.append(int(c))
+        iou = mask_iou_matrix(masks, centre[None])[:, 0]
+        member = iou > join_iou
+        cluster[member] = j  # later, stronger peaks overwrite
+        labels[member] = int(c) + 1
+        closer = iou > nearest_iou
+        nearest[closer] = j
+        nearest_iou[closer] = iou[closer]
+    background = (labels < 0) & (nearest_iou > 0) if len(peaks) else np.ones(n, dtype=bool)
+    labels[background] = 0
+    cluster[background] = nearest[background]
     centre_arr = np.asarray(centres, dtype=bool).reshape(len(centres), h, w)
-    if centres:
-        overlaps = mask_iou_matrix(masks, centre_arr)  # (N, K)
-        best = overlaps.argmax(axis=1)
-        best_iou = overlaps[np.arange(n), best]
-        member = best_iou > join_iou
-        touched = best_iou > 0
-        cluster[touched] = best[touched]
-        labels[member] = np.asarray(categories)[best[member]] + 1
-        labels[touched & ~member] = 0
     return PeakClusters(cluster, labels, np.asarray(categories, dtype=np.int64), centre_arr)
 
 
@@ -76,12 +84,12 @@ def pcl_loss(
     """PCL's cluster loss on (N, C+1) softmax probabilities (column 0 = background).
 
     Each cluster contributes ``-w * M * log(mean of its members' class probability)`` (M members),
-    each background proposal ``-w * log(p_bg)`` with its nearest cluster's weight; the sum is
-    divided by N. ``cluster_weights`` (K,) default to 1.
+    each background proposal ``-w * log(p_bg)`` with its nearest cluster's weight (1 when it has
+    none: an image without peaks); the sum is divided by N. ``cluster_weights`` (K,) default to 1.
     """
     n = probs.shape[0]
     k = len(clusters.categories)
-    if n == 0 or k == 0:
+    if n == 0 or not (clusters.labels >= 0).any():
         return probs.sum() * 0.0
     weights = cluster_weights if cluster_weights is not None else probs.new_ones(k)
     eps = 1e-6
@@ -97,6 +105,7 @@ def pcl_loss(
     background = labels == 0
     if background.any():
         # Background proposals carry the weight of the centre they overlap most.
-        w_bg = weights[cluster[background]]
+        nearest = cluster[background]
+        w_bg = torch.where(nearest >= 0, weights[nearest.clamp_min(0)], 1.0) if k else 1.0
         total = total - (w_bg * torch.log(probs[background, 0].clamp_min(eps))).sum()
     return total / n

@@ -6,11 +6,12 @@ from rem_models.cim.backbone import build_backbone
 from rem_models.cim.config import CimConfig
 from rem_models.cim.heads import MaskFuseHead, MilHead, RefinementHeads
 from rem_models.cim.model import CimModel
+from rem_models.cim.prm import prm_r50, prm_test  # noqa: F401 (registers the PRM variants)
 from rem_models.registry import register_model
 
 
 def _build(config: CimConfig) -> CimModel:
-    backbone = build_backbone(config.backbone, config.tiny_width)
+    backbone = build_backbone(config)
     head = MaskFuseHead(backbone.channels, backbone.stride, config.hidden_dim, config.roi_size)
     return CimModel(
         backbone,
@@ -29,6 +30,12 @@ def cim_r50(config: CimConfig) -> CimModel:
 @register_model("cim_vgg16", config=CimConfig(backbone="vgg16"))
 def cim_vgg16(config: CimConfig) -> CimModel:
     """CIM with a VGG16 backbone (dilated conv5, stride 8)."""
+    return _build(config)
+
+
+@register_model("cim_hrnet48", config=CimConfig(backbone="hrnet"))
+def cim_hrnet48(config: CimConfig) -> CimModel:
+    """CIM with an HRNet-W48-C backbone (stride 32, 2048 channels; needs timm, the hrnet extra)."""
     return _build(config)
 
 

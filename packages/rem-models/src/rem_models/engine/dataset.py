@@ -20,6 +20,7 @@ from PIL import Image, ImageOps
 
 from rem_core import masks as mask_ops
 from rem_core.errors import RemError
+from rem_core.image_files import escapes_root, find_image_file, image_name
 from rem_core.io import CocoFile, iscrowd, load_coco, segmentation_kind
 from rem_models.engine.augment import augment_sample, boxes_from_masks
 from rem_models.engine.categories import CategoryMap
@@ -100,6 +101,20 @@ class DatasetStats:
         return out
 
 
+def image_path(record: dict, image_dir: Path, where: str, source: Path | None) -> Path:
+    """The file of image ``record`` under ``image_dir`` (COCO ``file_name`` or LVIS
+    ``coco_url``, see :mod:`rem_core.image_files`); may not exist, which callers check.
+
+    A ``file_name`` that is absolute or climbs out of ``image_dir`` is an error: data must not
+    name files outside the image folder.
+    """
+    if escapes_root(record):
+        raise RemError(
+            "file_name escapes the image folder", path=source, where=f"{where}.file_name"
+        )
+    return find_image_file(record, [image_dir]) or image_dir / image_name(record)
+
+
 @dataclass(frozen=True)
 class ImageRecord:
     """One image and its usable instances: ``(label, segmentation)`` pairs in file order."""
@@ -176,7 +191,7 @@ class CocoInstances(torch.utils.data.Dataset):
         stats = self.stats
         index = {id(ann): i for i, ann in enumerate(self.coco.annotations)}
         records = []
-        for img in self.coco.images:
+        for i, img in enumerate(self.coco.images):
             instances = []
             for ann in self.coco.img_to_anns[img["id"]]:
                 stats.annotations += 1
@@ -195,7 +210,7 @@ class CocoInstances(torch.utils.data.Dataset):
             records.append(
                 ImageRecord(
                     int(img["id"]),
-                    self.image_dir / img["file_name"],
+                    image_path(img, self.image_dir, f"images[{i}]", self.coco.path),
                     int(img["height"]),
                     int(img["width"]),
                     tuple(instances),
@@ -280,10 +295,10 @@ class ImageFiles(torch.utils.data.Dataset):
             self.entries = [
                 {
                     "image_id": int(img["id"]),
-                    "file_name": img["file_name"],
-                    "path": base / img["file_name"],
+                    "file_name": image_name(img),
+                    "path": image_path(img, base, f"images[{i}]", self.coco.path),
                 }
-                for img in self.coco.images
+                for i, img in enumerate(self.coco.images)
             ]
         else:
             raise RemError("no such file or folder", path=source)
