@@ -215,8 +215,12 @@ def run_case(
     return row, batched
 
 
-def main(out_dir: Path, quick: bool | None = None, images: int | None = None,
-         archs: list[str] | None = None) -> dict:  # fmt: skip
+def main(
+    out_dir: Path,
+    quick: bool | None = None,
+    images: int | None = None,
+    archs: list[str] | None = None,
+) -> dict:
     import torch
 
     from rem_core.synth import make_sample

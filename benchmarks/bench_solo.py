@@ -46,9 +46,11 @@ def reference_postprocess(model, outputs, image_size, pad, out_size):
 
     head, cfg = model.bbox_head, model.test_cfg
     cate = torch.cat(
-        [points_nms(c[:1].sigmoid())[0].permute(1, 2, 0).reshape(-1, head.num_classes)
-         for c in outputs["cate"]]
-    )  # fmt: skip
+        [
+            points_nms(c[:1].sigmoid())[0].permute(1, 2, 0).reshape(-1, head.num_classes)
+            for c in outputs["cate"]
+        ]
+    )
     kernels = torch.cat([k[0].flatten(1).T for k in outputs["kernels"]])
     feature = outputs["feature"][:1]
     strides = torch.cat(

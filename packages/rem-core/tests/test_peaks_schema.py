@@ -44,8 +44,12 @@ def test_points_must_lie_inside_the_image():
 
 
 def test_cells_need_a_frame_and_must_fit_it():
-    image = {"image_id": 1, "height": 8, "width": 8,
-             "peaks": [{"x": 1, "y": 1, "category_id": 1, "score": 2.0, "row": 7, "col": 7}]}  # fmt: skip
+    image = {
+        "image_id": 1,
+        "height": 8,
+        "width": 8,
+        "peaks": [{"x": 1, "y": 1, "category_id": 1, "score": 2.0, "row": 7, "col": 7}],
+    }
     with pytest.raises(ValidationError, match=r"images\[0\].peaks\[0\] has row/col but no frame"):
         PeakSet(images=[image])
     with pytest.raises(ValidationError, match="row/col must be < frame_size 7"):

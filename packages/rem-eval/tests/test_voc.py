@@ -184,8 +184,9 @@ def _devkit_ap(rec: np.ndarray, prec: np.ndarray, use_07: bool) -> float:
 @pytest.mark.parametrize(("seed", "use_07"), [(0, False), (1, True)])
 def test_equals_the_devkit_loop_on_synthetic_sets(seed, use_07):
     s = make_eval_set(6, seed=seed, dets_per_image=30, crowd_fraction=0.1, score_decimals=2)
-    report = evaluate_voc(s.gt, s.results, iou_thrs=(0.3, 0.5, 0.75), use_07_metric=use_07,
-                          gt_ignore="iscrowd")  # fmt: skip
+    report = evaluate_voc(
+        s.gt, s.results, iou_thrs=(0.3, 0.5, 0.75), use_07_metric=use_07, gt_ignore="iscrowd"
+    )
     m = report.metrics["segm"]
     for thr, key in ((0.3, "AP30"), (0.5, "AP50"), (0.75, "AP75")):
         ref = _devkit_reference(s.gt, s.results, thr, use_07)

@@ -225,14 +225,18 @@ def official_table(name: str) -> Table:
         return {**resnet(depth), **fpn(R50_OUT), **solov2_head(), **mask_feat_head()}
     if name == "solov2_r101_dcn_3x":
         return {
-            **resnet(101, dcn="dcnv2"), **fpn(R50_OUT), **solov2_head(dcn="dcnv2"),
+            **resnet(101, dcn="dcnv2"),
+            **fpn(R50_OUT),
+            **solov2_head(dcn="dcnv2"),
             **mask_feat_head(dcn="dcnv2"),
-        }  # fmt: skip
+        }
     if name == "solov2_x101_dcn_3x":
         return {
-            **resnet(101, dcn="dcnv2", groups=64, width_per_group=4), **fpn(R50_OUT),
-            **solov2_head(dcn="dcnv2"), **mask_feat_head(dcn="dcnv2"),
-        }  # fmt: skip
+            **resnet(101, dcn="dcnv2", groups=64, width_per_group=4),
+            **fpn(R50_OUT),
+            **solov2_head(dcn="dcnv2"),
+            **mask_feat_head(dcn="dcnv2"),
+        }
     if name.startswith("solov2_light"):
         depth = int(name.split("_r")[1].split("_")[0])
         outs = [64, 128, 256, 512] if depth < 50 else R50_OUT

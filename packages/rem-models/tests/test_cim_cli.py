@@ -25,15 +25,38 @@ def cli(monkeypatch):
 
 
 def test_proposals_train_predict_export(cli, tmp_path):
-    s = make_sample(tmp_path / "d", num_images=5, width=96, height=64, num_categories=3,
-                    image_format="png", seed=2)  # fmt: skip
+    s = make_sample(
+        tmp_path / "d",
+        num_images=5,
+        width=96,
+        height=64,
+        num_categories=3,
+        image_format="png",
+        seed=2,
+    )
     props, ckpt = tmp_path / "p.json", tmp_path / "cim.safetensors"
     preds, pseudo = tmp_path / "preds.json", tmp_path / "pseudo.json"
     r = cli("cim", "proposals", s.exact, s.image_dir, props, "--scales", "50,150")
     assert r.exit_code == 0, r.output
     assert len(read_json(props)["images"]) == 5
-    r = cli("cim", "train", s.exact, props, s.image_dir, ckpt, "--model", "cim_test",
-            "--iterations", 8, "--step", 6, "--lr", 0.01, "--scales", "")  # fmt: skip
+    r = cli(
+        "cim",
+        "train",
+        s.exact,
+        props,
+        s.image_dir,
+        ckpt,
+        "--model",
+        "cim_test",
+        "--iterations",
+        8,
+        "--step",
+        6,
+        "--lr",
+        0.01,
+        "--scales",
+        "",
+    )
     assert r.exit_code == 0, r.output
     assert "trained 8 iterations" in r.output
     r = cli("cim", "predict", ckpt, s.exact, props, s.image_dir, preds, "--flip")

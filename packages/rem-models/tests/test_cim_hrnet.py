@@ -220,8 +220,13 @@ def test_rem_cim_train_starts_from_imagenet_hrnet_weights(tmp_path, monkeypatch)
     s = make_sample(tmp_path / "d", num_images=1, width=64, height=64, num_categories=2, seed=1)
     coco = load_coco(s.exact)
     (image_id,) = coco.imgs
-    masks = np.stack([mask_ops.decode(mask_ops.to_rle(a["segmentation"], 64, 64))
-                      for a in coco.img_to_anns[image_id]] + [np.ones((64, 64), np.uint8)])  # fmt: skip
+    masks = np.stack(
+        [
+            mask_ops.decode(mask_ops.to_rle(a["segmentation"], 64, 64))
+            for a in coco.img_to_anns[image_id]
+        ]
+        + [np.ones((64, 64), np.uint8)]
+    )
     props, weights = tmp_path / "p.json", tmp_path / "hrnetv2_w8_imagenet_pretrained.pth"
     save_proposals(props, [image_proposals(image_id, masks, None)], "gt")
     # An "ImageNet" init whose BN statistics fit its weights (random statistics overflow).
@@ -232,9 +237,19 @@ def test_rem_cim_train_starts_from_imagenet_hrnet_weights(tmp_path, monkeypatch)
     torch.save(state, weights)
     run = CliRunner().invoke(
         rem_main.cli,
-        ["cim", "train", str(s.exact), str(props), str(s.image_dir), str(tmp_path / "c.safetensors"),
-         "--model", "cim_test", "--backbone-weights", str(weights)],
-    )  # fmt: skip
+        [
+            "cim",
+            "train",
+            str(s.exact),
+            str(props),
+            str(s.image_dir),
+            str(tmp_path / "c.safetensors"),
+            "--model",
+            "cim_test",
+            "--backbone-weights",
+            str(weights),
+        ],
+    )
     assert run.exit_code == 2
     assert run.output.strip() == (
         "error: --backbone-weights: cim_test has a tiny backbone; ImageNet weights load into "
@@ -243,10 +258,27 @@ def test_rem_cim_train_starts_from_imagenet_hrnet_weights(tmp_path, monkeypatch)
     out = tmp_path / "hrnet.safetensors"
     run = CliRunner().invoke(
         rem_main.cli,
-        ["cim", "train", str(s.exact), str(props), str(s.image_dir), str(out),
-         "--model", "cim_hrnet48", "--set", "hrnet_width=8", "--set", "hidden_dim=16",
-         "--iterations", "1", "--scales", "", "--backbone-weights", str(weights)],
-    )  # fmt: skip
+        [
+            "cim",
+            "train",
+            str(s.exact),
+            str(props),
+            str(s.image_dir),
+            str(out),
+            "--model",
+            "cim_hrnet48",
+            "--set",
+            "hrnet_width=8",
+            "--set",
+            "hidden_dim=16",
+            "--iterations",
+            "1",
+            "--scales",
+            "",
+            "--backbone-weights",
+            str(weights),
+        ],
+    )
     assert run.exit_code == 0, run.output
     trained = load_checkpoint_safetensors(out).state_dict
     # The frozen stem keeps the ImageNet init through training; so do all BN statistics.

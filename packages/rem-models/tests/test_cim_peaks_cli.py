@@ -35,14 +35,17 @@ def data(tmp_path_factory):
     """5 synthetic images; proposals = the GT masks + the four image quadrants (so every peak
     pixel is covered by some proposal)."""
     root = tmp_path_factory.mktemp("peaks_cli")
-    s = make_sample(root / "d", num_images=5, width=96, height=64, num_categories=3,
-                    image_format="png", seed=2)  # fmt: skip
+    s = make_sample(
+        root / "d", num_images=5, width=96, height=64, num_categories=3, image_format="png", seed=2
+    )
     coco = load_coco(s.exact)
     records = []
     for image_id, info in sorted(coco.imgs.items()):
         h, w = info["height"], info["width"]
-        masks = [mask_ops.decode(mask_ops.to_rle(a["segmentation"], h, w)) > 0
-                 for a in coco.img_to_anns.get(image_id, [])]  # fmt: skip
+        masks = [
+            mask_ops.decode(mask_ops.to_rle(a["segmentation"], h, w)) > 0
+            for a in coco.img_to_anns.get(image_id, [])
+        ]
         for y0, x0 in ((0, 0), (0, w // 2), (h // 2, 0), (h // 2, w // 2)):
             quadrant = np.zeros((h, w), dtype=bool)
             quadrant[y0 : y0 + h // 2, x0 : x0 + w // 2] = True
@@ -55,8 +58,21 @@ def data(tmp_path_factory):
 def test_prm_peaks_then_cim_training_uses_the_pcl_term(cli, data, tmp_path):
     s, props = data
     prm, peaks, ckpt = tmp_path / "prm.safetensors", tmp_path / "peaks.json", tmp_path / "c.st"
-    r = cli("cim", "prm-train", s.exact, s.image_dir, prm, "--model", "prm_test",
-            "--iterations", 3, "--batch-size", 2, "--seed", 1)  # fmt: skip
+    r = cli(
+        "cim",
+        "prm-train",
+        s.exact,
+        s.image_dir,
+        prm,
+        "--model",
+        "prm_test",
+        "--iterations",
+        3,
+        "--batch-size",
+        2,
+        "--seed",
+        1,
+    )
     assert r.exit_code == 0, r.output
     assert "trained PRM 3 iterations" in r.output
     r = cli("cim", "peaks", prm, s.exact, s.image_dir, peaks, "--threshold", 10)
@@ -71,9 +87,26 @@ def test_prm_peaks_then_cim_training_uses_the_pcl_term(cli, data, tmp_path):
         assert [p.score for p in record.peaks] == sorted(p.score for p in record.peaks)
         for p in record.peaks:
             assert (p.x, p.y) == (int(p.col * 96 / 64), int(p.row * 64 / 64))
-    r = cli("cim", "train", s.exact, props, s.image_dir, ckpt, "--model", "cim_test",
-            "--iterations", 6, "--step", 4, "--scales", "", "--peaks", peaks,
-            "--checkpoint-every", 3)  # fmt: skip
+    r = cli(
+        "cim",
+        "train",
+        s.exact,
+        props,
+        s.image_dir,
+        ckpt,
+        "--model",
+        "cim_test",
+        "--iterations",
+        6,
+        "--step",
+        4,
+        "--scales",
+        "",
+        "--peaks",
+        peaks,
+        "--checkpoint-every",
+        3,
+    )
     assert r.exit_code == 0, r.output
     records = read_metrics(tmp_path / "c.run" / "metrics.jsonl")
     assert [m["step"] for m in records] == [6]  # log_every 20: only the final record
@@ -92,17 +125,31 @@ def _peak_file(path, **peak):
 @pytest.mark.parametrize(
     ("peak", "message"),
     [
-        ({"category_id": 99},
-         "images[0].peaks[0].category_id: category_id 99 is not a category of the GT file"),
+        (
+            {"category_id": 99},
+            "images[0].peaks[0].category_id: category_id 99 is not a category of the GT file",
+        ),
         ({"score": None}, "images[0].peaks[0].score: Input should be a valid number"),
         ({"x": 96}, "images[0]: Value error, peaks[0] at (x=96, y=2) lies outside the 96x64"),
     ],
-)  # fmt: skip
+)
 def test_bad_peak_files_exit_2_with_one_line(cli, data, tmp_path, peak, message):
     s, props = data
     bad = _peak_file(tmp_path / "bad.json", **peak)
-    r = cli("cim", "train", s.exact, props, s.image_dir, tmp_path / "c.st", "--model",
-            "cim_test", "--iterations", 1, "--peaks", bad)  # fmt: skip
+    r = cli(
+        "cim",
+        "train",
+        s.exact,
+        props,
+        s.image_dir,
+        tmp_path / "c.st",
+        "--model",
+        "cim_test",
+        "--iterations",
+        1,
+        "--peaks",
+        bad,
+    )
     assert r.exit_code == 2, r.output
     assert r.output.startswith(f"error: {bad}: {message}"), r.output
     assert len(r.output.strip().splitlines()) == 1

@@ -23,8 +23,15 @@ torch.set_num_threads(1)
 
 
 def test_tiny_prm_classifies_and_its_peaks_hit_instances(tmp_path):
-    sample = make_sample(tmp_path / "synth", num_images=64, width=128, height=96,
-                         num_categories=3, image_format="png", seed=3)  # fmt: skip
+    sample = make_sample(
+        tmp_path / "synth",
+        num_images=64,
+        width=128,
+        height=96,
+        num_categories=3,
+        image_format="png",
+        seed=3,
+    )
     coco = load_coco(sample.exact)
     images = labelled_images(coco, sample.image_dir)
     train, held_out = images[:48], images[48:]

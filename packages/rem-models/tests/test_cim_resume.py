@@ -27,8 +27,9 @@ SETTINGS = CimTrainSettings(iterations=6, step=4, lr=0.01, scales=(48, 64, 72), 
 @pytest.fixture(scope="module")
 def samples(tmp_path_factory):
     root = tmp_path_factory.mktemp("resume")
-    s = make_sample(root / "d", num_images=4, width=80, height=64, num_categories=3,
-                    image_format="png", seed=5)  # fmt: skip
+    s = make_sample(
+        root / "d", num_images=4, width=80, height=64, num_categories=3, image_format="png", seed=5
+    )
     coco = load_coco(s.exact)
     cats = category_order(coco)
     proposals, peaks = {}, {}
@@ -76,15 +77,21 @@ def test_interrupted_then_resumed_run_is_bit_identical(samples, tmp_path):
 
     # A differently initialised model: everything must come from the snapshot.
     resumed = _model(1)
-    resumed_history = train_cim(resumed, samples, SETTINGS, run=CimRun(
-        run_b.folder, checkpoint_every=2, log_every=1, resume=True))  # fmt: skip
+    resumed_history = train_cim(
+        resumed,
+        samples,
+        SETTINGS,
+        run=CimRun(run_b.folder, checkpoint_every=2, log_every=1, resume=True),
+    )
     assert resumed_history == full_history[2:]
     for name, tensor in whole.state_dict().items():
         assert torch.equal(tensor, resumed.state_dict()[name]), name
 
     def losses(folder):
-        return [{k: v for k, v in r.items() if k != "seconds_per_step"}
-                for r in read_metrics(folder / "metrics.jsonl")]  # fmt: skip
+        return [
+            {k: v for k, v in r.items() if k != "seconds_per_step"}
+            for r in read_metrics(folder / "metrics.jsonl")
+        ]
 
     assert losses(run_b.folder) == losses(tmp_path / "a")
     assert [r["lr"] for r in read_metrics(run_b.folder / "metrics.jsonl")] == [0.01] * 4 + [

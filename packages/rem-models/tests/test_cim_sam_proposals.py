@@ -21,12 +21,20 @@ def _tiny_sam() -> sam_modeling.Sam:
     dim = 32
     return sam_modeling.Sam(
         image_encoder=sam_modeling.ImageEncoderViT(
-            img_size=64, patch_size=16, embed_dim=dim, depth=1, num_heads=2,
-            out_chans=dim, norm_layer=partial(torch.nn.LayerNorm, eps=1e-6),
-            use_rel_pos=True, window_size=0,
+            img_size=64,
+            patch_size=16,
+            embed_dim=dim,
+            depth=1,
+            num_heads=2,
+            out_chans=dim,
+            norm_layer=partial(torch.nn.LayerNorm, eps=1e-6),
+            use_rel_pos=True,
+            window_size=0,
         ),
         prompt_encoder=sam_modeling.PromptEncoder(
-            embed_dim=dim, image_embedding_size=(4, 4), input_image_size=(64, 64),
+            embed_dim=dim,
+            image_embedding_size=(4, 4),
+            input_image_size=(64, 64),
             mask_in_chans=4,
         ),
         mask_decoder=sam_modeling.MaskDecoder(
@@ -36,7 +44,7 @@ def _tiny_sam() -> sam_modeling.Sam:
             ),
             iou_head_hidden_dim=32,
         ),
-    ).eval()  # fmt: skip
+    ).eval()
 
 
 def test_sam_everything_returns_the_generator_masks_sorted_by_predicted_iou(tmp_path):

@@ -150,15 +150,34 @@ def test_cim_plus_mask_rcnn_on_pseudo_labels_beats_its_untrained_self(trained, t
     pseudo = tmp_path / "pseudo.json"
     assert export_pseudo_labels(results, coco, pseudo) > 0
     held_out = make_sample(
-        tmp_path / "eval", num_images=10, width=128, height=96, num_categories=3,
-        image_format="png", seed=7,
-    )  # fmt: skip
+        tmp_path / "eval",
+        num_images=10,
+        width=128,
+        height=96,
+        num_categories=3,
+        image_format="png",
+        seed=7,
+    )
     runner = CliRunner()
 
     def predict(checkpoint, out):
-        r = runner.invoke(cli, ["predict", "vitdet_test", "--checkpoint", str(checkpoint),
-                                "--images", str(held_out.exact), "--image-dir",
-                                str(held_out.image_dir), "--out", str(out), "--device", "cpu"])  # fmt: skip
+        r = runner.invoke(
+            cli,
+            [
+                "predict",
+                "vitdet_test",
+                "--checkpoint",
+                str(checkpoint),
+                "--images",
+                str(held_out.exact),
+                "--image-dir",
+                str(held_out.image_dir),
+                "--out",
+                str(out),
+                "--device",
+                "cpu",
+            ],
+        )
         assert r.exit_code == 0, r.output
         found = read_json(out)
         return _ap50(held_out.exact, found) if found else 0.0
@@ -168,20 +187,47 @@ def test_cim_plus_mask_rcnn_on_pseudo_labels_beats_its_untrained_self(trained, t
     config = get_model_config("vitdet_test", num_classes=3)
     untrained = tmp_path / "untrained.safetensors"
     save_checkpoint_safetensors(
-        untrained, get_model("vitdet_test", config).state_dict(), config, arch="vitdet_test",
+        untrained,
+        get_model("vitdet_test", config).state_dict(),
+        config,
+        arch="vitdet_test",
         metadata={CATEGORIES_KEY: categories.to_json()},
-    )  # fmt: skip
+    )
     recipe = [
-        "model.roi_heads.batch_size_per_image=64", "model.rpn.batch_size_per_image=128",
-        "model.rpn.pre_nms_topk_train=300", "model.rpn.post_nms_topk_train=100",
-        "model.rpn.pre_nms_topk_test=300", "model.rpn.post_nms_topk_test=100",
-        "steps=100", "batch_size=2", "lr=2e-3", "weight_decay=0.05", "schedule=cosine",
-        "warmup_steps=10", "clip_grad_norm=5.0", "augment.kind=resize", "augment.image_size=128",
-        "num_workers=1", "log_every=50", "checkpoint_every=100",
-    ]  # fmt: skip
+        "model.roi_heads.batch_size_per_image=64",
+        "model.rpn.batch_size_per_image=128",
+        "model.rpn.pre_nms_topk_train=300",
+        "model.rpn.post_nms_topk_train=100",
+        "model.rpn.pre_nms_topk_test=300",
+        "model.rpn.post_nms_topk_test=100",
+        "steps=100",
+        "batch_size=2",
+        "lr=2e-3",
+        "weight_decay=0.05",
+        "schedule=cosine",
+        "warmup_steps=10",
+        "clip_grad_norm=5.0",
+        "augment.kind=resize",
+        "augment.image_size=128",
+        "num_workers=1",
+        "log_every=50",
+        "checkpoint_every=100",
+    ]
     out = tmp_path / "run"
-    args = ["train", "vitdet_test", "--train-json", str(pseudo), "--image-dir",
-            str(trained[0].image_dir), "--out", str(out), "--device", "cpu", "--seed", "0"]  # fmt: skip
+    args = [
+        "train",
+        "vitdet_test",
+        "--train-json",
+        str(pseudo),
+        "--image-dir",
+        str(trained[0].image_dir),
+        "--out",
+        str(out),
+        "--device",
+        "cpu",
+        "--seed",
+        "0",
+    ]
     for item in recipe:
         args += ["--set", item]
     r = runner.invoke(cli, args, catch_exceptions=False)

@@ -225,8 +225,10 @@ class TestDeformConv:
         # Zero mask logits: every tap weighted by sigmoid(0) = 1/2.
         assert torch.allclose(v2(x), 0.5 * F.conv2d(x, v2.weight, padding=1), atol=1e-5)
         assert set(dict(v1.named_parameters())) == {
-            "weight", "conv_offset.weight", "conv_offset.bias",
-        }  # fmt: skip
+            "weight",
+            "conv_offset.weight",
+            "conv_offset.bias",
+        }
         assert v2.conv_offset_mask.out_channels == 27
 
     def test_offsets_are_y_then_x(self):

@@ -83,12 +83,21 @@ def test_tiny_head_learns(name, steps, sample, tmp_path):
         run = CliRunner().invoke(
             cli,
             [
-                "predict", name, "--checkpoint", str(tmp_path / "run" / FINAL_WEIGHTS),
-                "--images", str(sample.exact), "--image-dir", str(sample.image_dir),
-                "--out", str(out), "--device", "cpu",
+                "predict",
+                name,
+                "--checkpoint",
+                str(tmp_path / "run" / FINAL_WEIGHTS),
+                "--images",
+                str(sample.exact),
+                "--image-dir",
+                str(sample.image_dir),
+                "--out",
+                str(out),
+                "--device",
+                "cpu",
             ],
             catch_exceptions=False,
-        )  # fmt: skip
+        )
         assert run.exit_code == 0, run.output
         dets = json.loads(out.read_text())
         assert {d["category_id"] for d in dets} <= {1, 2, 3}

@@ -35,21 +35,41 @@ def lvis_sample() -> dict:
         {"id": 7, "synset": "dog.n.01", "name": "dog", "frequency": "c"},
     ]
     images = [
-        {"id": 1, "height": 32, "width": 32, "neg_category_ids": [5, 7],
-         "not_exhaustive_category_ids": []},
-        {"id": 2, "height": 32, "width": 32, "neg_category_ids": [],
-         "not_exhaustive_category_ids": [5]},
-    ]  # fmt: skip
+        {
+            "id": 1,
+            "height": 32,
+            "width": 32,
+            "neg_category_ids": [5, 7],
+            "not_exhaustive_category_ids": [],
+        },
+        {
+            "id": 2,
+            "height": 32,
+            "width": 32,
+            "neg_category_ids": [],
+            "not_exhaustive_category_ids": [5],
+        },
+    ]
     anns = []
     for ann_id, (image, cat, y0, x0) in enumerate(
         [(1, 3, 2, 2), (1, 5, 20, 20), (2, 7, 4, 10), (2, 3, 16, 2), (2, 5, 0, 0)], start=40
     ):
         anns.append(
-            {"id": ann_id, "image_id": image, "category_id": cat, "bbox": [x0, y0, 8, 8],
-             "area": 64, "segmentation": _rle_square(32, 32, y0, x0, 8)}
-        )  # fmt: skip
-    return {"info": {"description": "tiny LVIS"}, "images": images, "annotations": anns,
-            "categories": cats}  # fmt: skip
+            {
+                "id": ann_id,
+                "image_id": image,
+                "category_id": cat,
+                "bbox": [x0, y0, 8, 8],
+                "area": 64,
+                "segmentation": _rle_square(32, 32, y0, x0, 8),
+            }
+        )
+    return {
+        "info": {"description": "tiny LVIS"},
+        "images": images,
+        "annotations": anns,
+        "categories": cats,
+    }
 
 
 def test_table_is_the_80_coco_categories():
@@ -65,13 +85,16 @@ def test_cocofy_by_hand():
     out = cocofy_lvis(src)
     assert json.dumps(src) == before  # input untouched
     assert [(a["id"], a["image_id"], a["category_id"]) for a in out["annotations"]] == [
-        (1, 1, 1), (2, 2, 18), (3, 2, 1),
-    ]  # fmt: skip
+        (1, 1, 1),
+        (2, 2, 18),
+        (3, 2, 1),
+    ]
     assert out["images"][0]["neg_category_ids"] == [18]
     assert out["images"][1]["not_exhaustive_category_ids"] == []
     assert [(c["id"], c["synset"], c["frequency"]) for c in out["categories"]] == [
-        (1, "person.n.01", "f"), (18, "dog.n.01", "c"),
-    ]  # fmt: skip
+        (1, "person.n.01", "f"),
+        (18, "dog.n.01", "c"),
+    ]
     assert out["info"] == src["info"]
     with pytest.raises(RemError, match=r"annotations\[0\]\.category_id: unknown category id 9"):
         cocofy_lvis({**src, "annotations": [{**src["annotations"][0], "category_id": 9}]})
@@ -88,17 +111,22 @@ def test_cocofied_file_scores_with_rem_eval_lvis(tmp_path):
     gt = json.loads(dest.read_text())
     # A COCO model's perfect predictions: GT masks with COCO category ids.
     perfect = [
-        {"image_id": a["image_id"], "category_id": a["category_id"], "score": 0.9,
-         "segmentation": a["segmentation"]}
+        {
+            "image_id": a["image_id"],
+            "category_id": a["category_id"],
+            "score": 0.9,
+            "segmentation": a["segmentation"],
+        }
         for a in gt["annotations"]
-    ]  # fmt: skip
+    ]
     results = tmp_path / "results.json"
     results.write_text(json.dumps(perfect))
     report = tmp_path / "report.json"
     run = CliRunner().invoke(
-        cli, ["eval", str(dest), str(results), "--lvis", "--json", str(report)],
+        cli,
+        ["eval", str(dest), str(results), "--lvis", "--json", str(report)],
         catch_exceptions=False,
-    )  # fmt: skip
+    )
     assert run.exit_code == 0, run.output
     stats = json.loads(report.read_text())["metrics"]["segm"]["stats"]
     assert stats["AP"] == pytest.approx(1.0)

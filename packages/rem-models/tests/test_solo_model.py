@@ -43,13 +43,28 @@ def _images() -> list[torch.Tensor]:
 
 def test_every_variant_of_the_reference_tables_is_registered():
     expected = {
-        "solo_r50_1x", "solo_r50_3x", "solo_r101_3x", "solov2_r50_1x", "solov2_r50_3x",
-        "solov2_r101_3x", "solov2_r101_dcn_3x", "solov2_x101_dcn_3x", "solov2_light_448_r18_3x",
-        "solov2_light_448_r34_3x", "solov2_light_448_r50_3x", "solov2_light_512_dcn_r50_3x",
-        "aggmask_r50", "aggmask_r101", "aggmask_r101_cls_grid", "aggmask_r101_half_mask_grid",
-        "aggmask_star_r50", "aggmask_star_r101", "aggmask_star_r101_cls_grid",
-        "aggmask_star_r101_half_mask_grid", "aggmask_star_r101_cls_grid_60",
-    }  # fmt: skip
+        "solo_r50_1x",
+        "solo_r50_3x",
+        "solo_r101_3x",
+        "solov2_r50_1x",
+        "solov2_r50_3x",
+        "solov2_r101_3x",
+        "solov2_r101_dcn_3x",
+        "solov2_x101_dcn_3x",
+        "solov2_light_448_r18_3x",
+        "solov2_light_448_r34_3x",
+        "solov2_light_448_r50_3x",
+        "solov2_light_512_dcn_r50_3x",
+        "aggmask_r50",
+        "aggmask_r101",
+        "aggmask_r101_cls_grid",
+        "aggmask_r101_half_mask_grid",
+        "aggmask_star_r50",
+        "aggmask_star_r101",
+        "aggmask_star_r101_cls_grid",
+        "aggmask_star_r101_half_mask_grid",
+        "aggmask_star_r101_cls_grid_60",
+    }
     assert set(FULL) == expected
     assert set(TINY) <= set(list_models())
 

@@ -24,10 +24,24 @@ def _run(args: list[str], env: dict | None = None):
 
 def _base_args(inp: Path, out: Path, images: Path, ckpt: Path) -> list[str]:
     return [
-        "--input-json", str(inp), "--image-dir", str(images), "-o", str(out),
-        "--arch", "tiny", "--checkpoint", str(ckpt),
-        "--num-trials", "2", "--num-extra-points", "1", "--no-progress", "--seed", "3",
-    ]  # fmt: skip
+        "--input-json",
+        str(inp),
+        "--image-dir",
+        str(images),
+        "-o",
+        str(out),
+        "--arch",
+        "tiny",
+        "--checkpoint",
+        str(ckpt),
+        "--num-trials",
+        "2",
+        "--num-extra-points",
+        "1",
+        "--no-progress",
+        "--seed",
+        "3",
+    ]
 
 
 def test_refine_output_contract(tmp_path, synth_sample, tiny_checkpoint):
@@ -45,8 +59,13 @@ def test_refine_output_contract(tmp_path, synth_sample, tiny_checkpoint):
     inp = tmp_path / "in.json"
     inp.write_bytes(orjson.dumps(data))
     out = tmp_path / "out" / "refined.json"
-    result = _run([*_base_args(inp, out, synth_sample.image_dir, tiny_checkpoint),
-                   "--box-only-names", "red disc"])  # fmt: skip
+    result = _run(
+        [
+            *_base_args(inp, out, synth_sample.image_dir, tiny_checkpoint),
+            "--box-only-names",
+            "red disc",
+        ]
+    )
     assert result.exit_code == 0, result.output
 
     refined = orjson.loads(out.read_bytes())
@@ -110,8 +129,10 @@ def test_image_problems_are_reported_per_image(tmp_path, synth_sample, tiny_chec
     assert refined["annotations"] == data["annotations"]  # nothing refined, nothing lost
     ledger = orjson.loads((tmp_path / "out.accounting.json").read_bytes())
     assert {p["problem"] for p in ledger["extra"]["image_problems"]} == {
-        "corrupt", "missing", "unsafe-path"
-    }  # fmt: skip
+        "corrupt",
+        "missing",
+        "unsafe-path",
+    }
 
 
 def test_lvis_input_without_iscrowd_and_with_coco_urls(tmp_path, synth_sample, tiny_checkpoint):
@@ -172,8 +193,17 @@ def test_grabcut_backend_improves_boundaries(tmp_path, synth_sample):
     from rem_refine.demo import mean_boundary_iou
 
     out = tmp_path / "grabcut.json"
-    args = ["--input-json", str(synth_sample.coarse), "--image-dir", str(synth_sample.image_dir),
-            "-o", str(out), "--backend", "grabcut", "--no-progress"]  # fmt: skip
+    args = [
+        "--input-json",
+        str(synth_sample.coarse),
+        "--image-dir",
+        str(synth_sample.image_dir),
+        "-o",
+        str(out),
+        "--backend",
+        "grabcut",
+        "--no-progress",
+    ]
     result = _run(args)
     assert result.exit_code == 0, result.output
     before, n = mean_boundary_iou(synth_sample.exact, synth_sample.coarse)
@@ -189,8 +219,14 @@ def test_grabcut_backend_improves_boundaries(tmp_path, synth_sample):
 def test_reference_switch_sets_all_three_behaviours(tmp_path, synth_sample, tiny_checkpoint, flag):
     inp = subset(synth_sample.coarse, tmp_path / "in.json", 1)
     out = tmp_path / "out.json"
-    args = [*_base_args(inp, out, synth_sample.image_dir, tiny_checkpoint), flag,
-            "--num-extra-points", "0", "--num-trials", "1"]  # fmt: skip
+    args = [
+        *_base_args(inp, out, synth_sample.image_dir, tiny_checkpoint),
+        flag,
+        "--num-extra-points",
+        "0",
+        "--num-trials",
+        "1",
+    ]
     assert _run(args).exit_code == 0
     fingerprint = orjson.loads((tmp_path / "out.manifest.json").read_bytes())["fingerprint"]
     assert fingerprint["fallback_scope"] == "instance"

@@ -26,10 +26,22 @@ def job(tmp_path_factory, synth_sample, tiny_checkpoint):
     root = tmp_path_factory.mktemp("runs")
     inp = subset(synth_sample.coarse, root / "in.json", 1)
     args = [
-        "--input-json", str(inp), "--image-dir", str(synth_sample.image_dir),
-        "--arch", "tiny", "--checkpoint", str(tiny_checkpoint), "--num-trials", "2",
-        "--num-extra-points", "1", "--no-progress", "--workers", "1",
-    ]  # fmt: skip
+        "--input-json",
+        str(inp),
+        "--image-dir",
+        str(synth_sample.image_dir),
+        "--arch",
+        "tiny",
+        "--checkpoint",
+        str(tiny_checkpoint),
+        "--num-trials",
+        "2",
+        "--num-extra-points",
+        "1",
+        "--no-progress",
+        "--workers",
+        "1",
+    ]
     ref = root / "ref.json"
     result = CliRunner().invoke(cli, ["refine", *args, "-o", str(ref)], catch_exceptions=False)
     assert result.exit_code == 0, result.output

@@ -62,8 +62,9 @@ def test_download_verifies_caches_and_loads(server, tmp_path):
     url = f"{base}/tiny.pth"
 
     # The registry's sha256 is the official file's: a different file is refused.
-    result = runner.invoke(cli, ["weights", "download", "sam_vit_b", "--url", url, "--no-progress"],
-                           env=env)  # fmt: skip
+    result = runner.invoke(
+        cli, ["weights", "download", "sam_vit_b", "--url", url, "--no-progress"], env=env
+    )
     assert result.exit_code == 2
     assert "sha256 mismatch: expected ec2df627" in result.output
     dest = tmp_path / "cache" / "weights" / "sam_vit_b_01ec64.pth"

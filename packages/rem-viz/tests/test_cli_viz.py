@@ -239,9 +239,18 @@ def test_lvis_style_file_without_file_names_or_iscrowd(coco30, coco_api, tmp_pat
     out = tmp_path / "out"
     # The image folder holds split folders (LVIS mixes train2017 and val2017 images).
     result = run(
-        "--input-json", lvis, "--image-dir", coco30, "--output", out,
-        "--class-name", "dining table", "--draw-labels", "--workers", 1,
-    )  # fmt: skip
+        "--input-json",
+        lvis,
+        "--image-dir",
+        coco30,
+        "--output",
+        out,
+        "--class-name",
+        "dining table",
+        "--draw-labels",
+        "--workers",
+        1,
+    )
     assert result.exit_code == 0, result.output
     table = coco_api.getCatIds(catNms=["dining table"])
     expected = sorted(

@@ -320,12 +320,24 @@ def evaluate(
     """
     kinds = None if iou_types is None else _iou_types(iou_types)
     opts = _options(
-        lvis=lvis, params=params, iou_thrs=iou_thrs, rec_thrs=rec_thrs, max_dets=max_dets,
-        area_rng=area_rng, area_rng_lbl=area_rng_lbl, use_cats=use_cats, img_ids=img_ids,
-        cat_ids=cat_ids, dilation_ratio=dilation_ratio, mask_areas=mask_areas,
-        gt_ignore=gt_ignore, strict_categories=strict_categories, workers=workers,
-        arrays=arrays, per_category=per_category,
-    )  # fmt: skip
+        lvis=lvis,
+        params=params,
+        iou_thrs=iou_thrs,
+        rec_thrs=rec_thrs,
+        max_dets=max_dets,
+        area_rng=area_rng,
+        area_rng_lbl=area_rng_lbl,
+        use_cats=use_cats,
+        img_ids=img_ids,
+        cat_ids=cat_ids,
+        dilation_ratio=dilation_ratio,
+        mask_areas=mask_areas,
+        gt_ignore=gt_ignore,
+        strict_categories=strict_categories,
+        workers=workers,
+        arrays=arrays,
+        per_category=per_category,
+    )
     with gc_paused():
         with phase("load ground truth"):
             gt_table = load_ground_truth(gt)

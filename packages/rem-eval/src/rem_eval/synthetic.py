@@ -18,9 +18,17 @@ from pycocotools import mask as mask_utils
 
 # COCO's 80 category ids (1..90 with gaps), so id -> index mapping is exercised.
 COCO_CATEGORY_IDS = [
-    *range(1, 12), *range(13, 26), 27, 28, *range(31, 45), *range(46, 66), 67, 70,
-    *range(72, 83), *range(84, 91),
-]  # fmt: skip
+    *range(1, 12),
+    *range(13, 26),
+    27,
+    28,
+    *range(31, 45),
+    *range(46, 66),
+    67,
+    70,
+    *range(72, 83),
+    *range(84, 91),
+]
 
 IMAGE_SIZES = [(480, 640), (427, 640), (640, 480), (480, 640), (426, 640), (512, 640)]
 

@@ -1,6 +1,7 @@
 """`rem predict MODEL`: run trained or converted weights over images, write COCO results.
 
-With ``--refs`` the model is a referring-segmentation one (LAVT): every sentence of the refs
+With ``--refs`` the model is a referring one (LAVT, SeqTR; its family's
+``predict_referring_run``, see :mod:`rem_models.family_hooks`): every sentence of the refs
 file is predicted and a referring results file is written instead.
 """
 
@@ -9,6 +10,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import click
+
+from rem_core.errors import RemError
 
 
 @click.command(name="predict")
@@ -50,8 +53,8 @@ import click
     "--refs",
     type=click.Path(path_type=Path),
     default=None,
-    help="Referring expressions (refer refs(*).p or rem referring JSON): predict one mask "
-    "per sentence (referring models such as LAVT).",
+    help="Referring expressions (refer refs(*).p, rem referring JSON or, for SeqTR, its "
+    "instances.json): predict every sentence (referring models: LAVT, SeqTR).",
 )
 @click.option("--split", default=None, help="With --refs: keep one split (val, testA...).")
 @click.option(
@@ -100,21 +103,25 @@ def predict(
 
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
     if refs is not None:
-        from rem_models.lavt.predict import predict_referring_run
+        from rem_models.family_hooks import call_hook, referring_hook
 
-        predict_referring_run(
+        hook = referring_hook(model, "predict")
+        if hook is None:
+            raise RemError(f"{model} does not predict referring expressions", where="--refs")
+        given = {"overrides": overrides, "amp": False if no_amp else None}
+        call_hook(
+            hook,
             model,
-            checkpoint,
-            refs,
-            out,
-            image_dir=images,
-            split=split,
-            instances=instances,
-            overrides=overrides,
-            device=device,
-            batch_size=batch_size,
-            mask_size=mask_size,  # type: ignore[arg-type]
-            amp=not no_amp,
+            (checkpoint, refs, out),
+            {
+                "image_dir": images,
+                "split": split,
+                "instances": instances,
+                "device": device,
+                "batch_size": batch_size,
+                "mask_size": mask_size,
+            },
+            {k: v for k, v in given.items() if v or v is False},
         )
         return
 

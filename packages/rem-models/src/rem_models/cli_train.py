@@ -2,7 +2,8 @@
 
 Several GPUs or nodes: ``torchrun --nproc-per-node=8 $(which rem) train MODEL ...`` (one
 process per GPU; ``--set batch_size=`` stays the global batch). With ``--refs`` a referring
-model (LAVT) trains on referring expressions with its own recipe instead.
+model (LAVT, SeqTR, Partial-RES) trains on referring expressions with its family's own recipe
+instead (see :mod:`rem_models.family_hooks`).
 """
 
 from __future__ import annotations
@@ -12,6 +13,18 @@ from pathlib import Path
 import click
 
 from rem_core.errors import RemError
+
+
+def _saved_seed(out_dir: Path) -> int:
+    """The seed a run folder's run.json records (0 when it has none)."""
+    import json
+
+    run_file = out_dir / "run.json"
+    return (
+        int(json.loads(run_file.read_text(encoding="utf-8")).get("seed", 0))
+        if run_file.is_file()
+        else 0
+    )
 
 
 @click.command(name="train")
@@ -46,8 +59,9 @@ from rem_core.errors import RemError
     "--refs",
     type=click.Path(path_type=Path),
     default=None,
-    help="Train a referring model (LAVT) on these referring expressions (refer refs(*).p "
-    "or rem referring JSON) instead of an instances file.",
+    help="Train a referring model (LAVT, SeqTR) on these referring expressions instead of "
+    "an instances file: refer refs(*).p, rem referring JSON, or (SeqTR) SeqTR's own "
+    "instances.json {split: [entries]}, told apart by content.",
 )
 @click.option("--split", default="train", show_default=True, help="With --refs: the split.")
 @click.option(
@@ -60,16 +74,29 @@ from rem_core.errors import RemError
     "--init-swin",
     type=click.Path(path_type=Path),
     default=None,
-    help="With --refs: classification Swin weights for the backbone.",
+    help="With --refs (LAVT): classification Swin weights for the backbone.",
 )
-@click.option("--init-bert", default=None, help="With --refs: BERT name or folder.")
+@click.option("--init-bert", default=None, help="With --refs (LAVT): BERT name or folder.")
+@click.option(
+    "--vectors",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="With --refs (SeqTR): GloVe-format word vectors for the word table.",
+)
+@click.option(
+    "--darknet",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="With --refs (SeqTR): Darknet .weights for the DarkNet-53 backbone.",
+)
 @click.option(
     "--set",
     "overrides",
     multiple=True,
     metavar="KEY=VALUE",
-    help="Override a train config field (steps=, lr=, augment.image_size=...) or a "
-    "model field (model.KEY=VALUE). Repeatable.",
+    help="Override a train config field (steps=, lr=, augment.image_size=...; with --refs "
+    "the family's recipe: epochs=, batch_size=, lr=...) or a model field (model.KEY=VALUE). "
+    "Repeatable.",
 )
 @click.option(
     "--out",
@@ -84,9 +111,10 @@ from rem_core.errors import RemError
     "--init",
     type=click.Path(path_type=Path),
     default=None,
-    help="Initial weights (rem safetensors or released file); mismatched heads skip.",
+    help="Initial weights (rem safetensors or released file); mismatched heads skip. "
+    "SeqTR: a REC checkpoint starts RES / Partial-RES (word table and reshaped tensors skip).",
 )
-@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--seed", type=int, default=None, help="[default: 0; --resume keeps the run's]")
 @click.option("--device", default=None, help="cpu, cuda, cuda:1 ... (default: cuda if available).")
 def train(
     model: str,
@@ -99,35 +127,47 @@ def train(
     instances: Path | None,
     init_swin: Path | None,
     init_bert: str | None,
+    vectors: Path | None,
+    darknet: Path | None,
     overrides: tuple[str, ...],
     out_dir: Path,
     resume: bool,
     init: Path | None,
-    seed: int,
+    seed: int | None,
     device: str | None,
 ) -> None:
     """Train MODEL; writes OUT/model_final.safetensors for `rem predict`."""
     import torch
 
-    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
-    if refs is not None:
-        from rem_models.lavt.train_run import train_referring_run
+    from rem_models.family_hooks import call_hook, referring_hook
 
-        final = train_referring_run(
+    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+    referring = referring_hook(model, "train")
+    if refs is not None:
+        if referring is None:
+            raise RemError(f"{model} does not train on referring expressions", where="--refs")
+        if eval_json is not None:
+            raise RemError("--eval-json applies to instance models, not --refs", where="--refs")
+        given = {"init": init, "init_swin": init_swin, "init_bert": init_bert}
+        given |= {"vectors": vectors, "darknet": darknet}
+        final = call_hook(
+            referring,
             model,
-            refs,
-            image_dir,
-            out_dir,
-            split=split,
-            instances=instances,
-            overrides=(f"seed={seed}", *overrides),  # a --set seed= still wins
-            init_swin=init_swin,
-            init_bert=init_bert,
-            device=device,
-            resume=resume,
+            (refs, image_dir, out_dir),
+            {
+                "split": split,
+                "instances": instances,
+                # the CLI's --seed first, so a --set seed= still wins
+                "overrides": (*([f"seed={seed}"] if seed is not None else []), *overrides),
+                "device": device,
+                "resume": resume,
+            },
+            {k: v for k, v in given.items() if v is not None},
         )
         click.echo(f"trained {model}: {final}")
         return
+    if referring is not None:
+        raise RemError(f"{model} trains on referring expressions: give --refs", where="rem train")
     if train_json is None:
         raise RemError("give --train-json (an instances file) or --refs", where="rem train")
 
@@ -139,7 +179,7 @@ def train(
         image_dir,
         out_dir,
         overrides=overrides,
-        seed=seed,
+        seed=_saved_seed(out_dir) if seed is None and resume else seed or 0,
         device=device,
         resume=resume,
         eval_json=eval_json,

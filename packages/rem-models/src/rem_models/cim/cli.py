@@ -43,8 +43,9 @@ cim.add_command(peaks)
 @click.option("--points-per-side", default=32, show_default=True)
 @click.option("--cob", "cob_file", type=_FILE, help="COB pickle (--method cob).")
 @click.option("--device", default="cpu", show_default=True)
-def proposals(gt, image_dir, out, method, scales, checkpoint, sam_type, points_per_side,
-              cob_file, device) -> None:  # fmt: skip
+def proposals(
+    gt, image_dir, out, method, scales, checkpoint, sam_type, points_per_side, cob_file, device
+) -> None:
     """Write mask proposals for every image of GT (a COCO file) to OUT."""
     from rich.progress import track
 
@@ -118,22 +119,52 @@ def _samples(gt: Path, proposals_file: Path, image_dir: Path, peaks_file: Path |
 @click.option("--iterations", default=90_000, show_default=True)
 @click.option("--step", default=60_000, show_default=True, help="lr x0.1 from this iteration.")
 @click.option("--lr", default=5e-4, show_default=True)
-@click.option("--scales", default="480,576,688,864,1000,1200", show_default=True,
-              help="Training long sides; empty keeps the image size.")  # fmt: skip
+@click.option(
+    "--scales",
+    default="480,576,688,864,1000,1200",
+    show_default=True,
+    help="Training long sides; empty keeps the image size.",
+)
 @click.option("--seed", default=0, show_default=True)
 @click.option("--device", default="cpu", show_default=True)
-@click.option("--peaks", "peaks_file", type=_FILE,
-              help="Peak file (`rem cim peaks`, or points) for the PCL term (x12).")  # fmt: skip
-@click.option("--run-dir", type=click.Path(file_okay=False, path_type=Path),
-              help="Snapshots + metrics.jsonl [default: OUT without suffix + '.run'].")  # fmt: skip
+@click.option(
+    "--peaks",
+    "peaks_file",
+    type=_FILE,
+    help="Peak file (`rem cim peaks`, or points) for the PCL term (x12).",
+)
+@click.option(
+    "--run-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Snapshots + metrics.jsonl [default: OUT without suffix + '.run'].",
+)
 @click.option("--checkpoint-every", default=5000, show_default=True, help="Snapshot interval.")
 @click.option("--resume", is_flag=True, help="Continue from the run folder's newest snapshot.")
-@click.option("--backbone-weights", type=_FILE,
-              help="ImageNet init of the HRNet backbone: the official "
-                   "hrnetv2_w48_imagenet_pretrained.pth (cim_hrnet48).")  # fmt: skip
-def train(gt, proposals_file, image_dir, out, model_name, overrides, iterations, step, lr, scales,
-          seed, device, peaks_file, run_dir, checkpoint_every, resume,
-          backbone_weights) -> None:  # fmt: skip
+@click.option(
+    "--backbone-weights",
+    type=_FILE,
+    help="ImageNet init of the HRNet backbone: the official "
+    "hrnetv2_w48_imagenet_pretrained.pth (cim_hrnet48).",
+)
+def train(
+    gt,
+    proposals_file,
+    image_dir,
+    out,
+    model_name,
+    overrides,
+    iterations,
+    step,
+    lr,
+    scales,
+    seed,
+    device,
+    peaks_file,
+    run_dir,
+    checkpoint_every,
+    resume,
+    backbone_weights,
+) -> None:
     """Train CIM on GT's image-level labels only; save a safetensors checkpoint to OUT.
 
     Snapshots (every --checkpoint-every iterations and at the end) and metrics.jsonl go to the
@@ -174,8 +205,11 @@ def train(gt, proposals_file, image_dir, out, model_name, overrides, iterations,
         if missing == len(samples):
             raise RemError("no GT image has a peaks record", path=peaks_file)
         if missing:
-            click.echo(f"warning: {missing} of {len(samples)} images have no peaks record "
-                       "(no PCL term for them)", err=True)  # fmt: skip
+            click.echo(
+                f"warning: {missing} of {len(samples)} images have no peaks record "
+                "(no PCL term for them)",
+                err=True,
+            )
     run = CimRun(
         run_dir or out.with_name(out.stem + ".run"),
         checkpoint_every=checkpoint_every,

@@ -30,8 +30,20 @@ _OUT = click.Path(dir_okay=False, path_type=Path)
 @click.option("--backbone-lr-factor", default=0.01, show_default=True)
 @click.option("--seed", default=0, show_default=True)
 @click.option("--device", default="cpu", show_default=True)
-def prm_train(gt, image_dir, out, model_name, overrides, init, iterations, batch_size, lr,
-              backbone_lr_factor, seed, device) -> None:  # fmt: skip
+def prm_train(
+    gt,
+    image_dir,
+    out,
+    model_name,
+    overrides,
+    init,
+    iterations,
+    batch_size,
+    lr,
+    backbone_lr_factor,
+    seed,
+    device,
+) -> None:
     """Train a PRM on GT's image-level labels; save a safetensors checkpoint to OUT."""
     import torch
     from rich.progress import Progress
@@ -53,14 +65,20 @@ def prm_train(gt, image_dir, out, model_name, overrides, init, iterations, batch
         raise RemError(f"{model_name} is not a PRM model (try prm_r50)", where="--model")
     if init is not None:
         if config.backbone != "resnet50":
-            raise RemError("--init loads ResNet-50 weights; this PRM has another backbone",
-                           where="--init")  # fmt: skip
+            raise RemError(
+                "--init loads ResNet-50 weights; this PRM has another backbone", where="--init"
+            )
         load_imagenet_backbone(model, init)
     images = labelled_images(coco, image_dir)
     if not images:
         raise RemError("the GT file lists no images", path=gt)
-    settings = PrmTrainSettings(iterations=iterations, batch_size=batch_size, lr=lr,
-                                backbone_lr_factor=backbone_lr_factor, seed=seed)  # fmt: skip
+    settings = PrmTrainSettings(
+        iterations=iterations,
+        batch_size=batch_size,
+        lr=lr,
+        backbone_lr_factor=backbone_lr_factor,
+        seed=seed,
+    )
     with Progress() as progress:
         task = progress.add_task("PRM training", total=iterations)
 
@@ -109,8 +127,7 @@ def peaks(checkpoint, gt, image_dir, out, threshold, device) -> None:
 
     model = build_from_checkpoint(checkpoint)
     if not isinstance(model, PrmModel):
-        raise RemError("not a PRM checkpoint (train one with `rem cim prm-train`)",
-                       path=checkpoint)  # fmt: skip
+        raise RemError("not a PRM checkpoint (train one with `rem cim prm-train`)", path=checkpoint)
     model = model.to(device).eval()
     cats = _checkpoint_categories(checkpoint) or list(range(1, model.classifier.out_channels + 1))
     index = {cat: c for c, cat in enumerate(cats)}
@@ -121,16 +138,21 @@ def peaks(checkpoint, gt, image_dir, out, threshold, device) -> None:
         classes = set()
         for ann in coco.img_to_anns.get(image_id, []):
             if ann["category_id"] not in index:
-                raise RemError(f"category {ann['category_id']} is unknown to the PRM checkpoint",
-                               path=gt, where=f"annotation id {ann['id']}")  # fmt: skip
+                raise RemError(
+                    f"category {ann['category_id']} is unknown to the PRM checkpoint",
+                    path=gt,
+                    where=f"annotation id {ann['id']}",
+                )
             classes.add(index[ann["category_id"]])
         found = []
         if classes:
             image = read_rgb(image_path(info, image_dir, f"image id {image_id}", gt))
-            found = image_peaks(model, preprocess(image, model.input_size), sorted(classes),
-                                threshold)  # fmt: skip
-        records.append(peak_record(image_id, info["height"], info["width"], found,
-                                   model.frame_size, cats))  # fmt: skip
+            found = image_peaks(
+                model, preprocess(image, model.input_size), sorted(classes), threshold
+            )
+        records.append(
+            peak_record(image_id, info["height"], info["width"], found, model.frame_size, cats)
+        )
     save_peaks(out, records, "prm", model.frame_size)
     total = sum(len(r.peaks) for r in records)
     click.echo(f"wrote {total} peaks for {len(records)} images to {out}")

@@ -28,8 +28,16 @@ def peak_record(
     records = []
     for p in peaks:
         x, y = frame_to_pixel(p.row, p.col, frame, height, width)
-        records.append({"x": x, "y": y, "category_id": int(categories[p.category]),
-                        "score": p.score, "row": p.row, "col": p.col})  # fmt: skip
+        records.append(
+            {
+                "x": x,
+                "y": y,
+                "category_id": int(categories[p.category]),
+                "score": p.score,
+                "row": p.row,
+                "col": p.col,
+            }
+        )
     return ImagePeaks(image_id=image_id, height=height, width=width, peaks=records)
 
 

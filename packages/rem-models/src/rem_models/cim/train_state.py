@@ -93,8 +93,12 @@ def restore_cim_snapshot(
     now = _settings_json(settings)
     changed = sorted(k for k in now if k != "iterations" and saved.get(k) != now[k])
     if changed:
-        _say(run, f"warning: resuming with changed {', '.join(changed)}; the run will not "
-                  "match an uninterrupted one", warn=True)  # fmt: skip
+        _say(
+            run,
+            f"warning: resuming with changed {', '.join(changed)}; the run will not "
+            "match an uninterrupted one",
+            warn=True,
+        )
     _say(run, f"resumed from {path} (iteration {step})")
     return int(step)
 

@@ -73,8 +73,15 @@ def make_referring_sample(
     seed: int = 0,
     split: str = "train",
     first_ref_id: int = 1,
+    radius: tuple[float, float] = (0.12, 0.2),
 ) -> SyntheticReferring:
-    """Write ``num_images`` PNGs, ``refs.json`` (two refs per image) and ``vocab.txt``."""
+    """Write ``num_images`` PNGs, ``refs.json`` (two refs per image) and ``vocab.txt``.
+
+    ``radius``: range of the shapes' radius as a share of ``size``; at most (size / 2 - 2) / 2
+    pixels, so each shape fits inside its half with a gap between the two.
+    """
+    if radius[1] * size > (size / 2 - 2) / 2 or radius[0] <= 0 or radius[0] > radius[1]:
+        raise ValueError(f"radius {radius} does not fit two shapes side by side at size {size}")
     out = Path(out_dir)
     image_dir = out / "images"
     image_dir.mkdir(parents=True, exist_ok=True)
@@ -89,7 +96,7 @@ def make_referring_sample(
         name = f"{split}_{index:05d}.png"
         image_id = first_ref_id + index
         for side, color, kind in zip(SIDES, colors, kinds, strict=True):
-            r = size * rng.uniform(0.12, 0.2)
+            r = size * rng.uniform(*radius)
             half = size / 2
             lo = r + 1 if side == "left" else half + r + 1
             cx = rng.uniform(lo, lo + half - 2 * r - 2)

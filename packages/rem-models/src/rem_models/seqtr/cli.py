@@ -46,17 +46,18 @@ def convert(source: Path, dest: Path, base: str | None) -> None:
     click.echo(f"wrote {path}")
 
 
-def _parse_set(items: tuple[str, ...]) -> dict:
-    from rem_models.overrides import parse_overrides
-
-    return parse_overrides(list(items))
-
-
 @seqtr.command("train")
 @click.option("--model", "arch", default="seqtr_rec", show_default=True)
 @click.option("--data", type=_EXISTING, required=True, help="instances.json, refs(*).p or rem JSON")
 @click.option("--images", type=_EXISTING, required=True, help="image folder")
 @click.option("--out", type=_PATH, required=True, help="output .safetensors")
+@click.option(
+    "--run-dir",
+    type=_PATH,
+    default=None,
+    help="run folder (run.json, metrics, snapshots) [default: OUT without suffix + '_run']",
+)
+@click.option("--resume", is_flag=True, help="continue the run in --run-dir exactly")
 @click.option("--split", default="train", show_default=True)
 @click.option("--init", type=_EXISTING, default=None, help="rem checkpoint to start from")
 @click.option("--vectors", type=_EXISTING, default=None, help="GloVe-format word vectors")
@@ -66,60 +67,55 @@ def _parse_set(items: tuple[str, ...]) -> dict:
 @click.option("--lr", type=float, default=None)
 @click.option("--no-lsj", is_flag=True, help="test-time resize instead of large-scale jitter")
 @click.option("--no-ema", is_flag=True, help="save the raw weights instead of their EMA")
-@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--seed", type=int, default=None, help="[default: 0; a resumed run keeps its own]")
 @click.option("--device", default="cpu", show_default=True)
 @click.option("--set", "sets", multiple=True, help="model config override key=value")
 def train(
-    arch,
-    data,
-    images,
-    out,
-    split,
-    init,
-    vectors,
-    darknet,
-    epochs,
-    batch_size,
-    lr,
-    no_lsj,
-    no_ema,
-    seed,
-    device,
-    sets,
+    arch: str,
+    data: Path,
+    images: Path,
+    out: Path,
+    run_dir: Path | None,
+    resume: bool,
+    split: str,
+    init: Path | None,
+    vectors: Path | None,
+    darknet: Path | None,
+    epochs: int | None,
+    batch_size: int | None,
+    lr: float | None,
+    no_lsj: bool,
+    no_ema: bool,
+    seed: int | None,
+    device: str,
+    sets: tuple[str, ...],
 ) -> None:
-    """Train SeqTR (box or mask task) with SeqTR's recipe; saves the EMA weights."""
-    from rich.progress import Progress
+    """Train SeqTR (box or mask task) with SeqTR's recipe; saves the EMA weights.
 
-    from rem_models.seqtr.pipeline import train_run
+    The same run as ``rem train MODEL --refs DATA --images IMAGES`` (which takes train
+    settings as ``--set KEY=VALUE`` and model fields as ``--set model.KEY=VALUE``).
+    """
+    from rem_models.seqtr.train_run import train_referring_run
 
-    over = {"seed": seed, "device": device}
-    for key, value in (("epochs", epochs), ("batch_size", batch_size), ("lr", lr)):
+    over = [f"model.{item}" for item in sets]
+    for key, value in (("epochs", epochs), ("batch_size", batch_size), ("lr", lr), ("seed", seed)):
         if value is not None:
-            over[key] = value
-    if no_lsj:
-        over["lsj"] = False
-    if no_ema:
-        over["ema"] = False
-    with Progress() as bar:
-        task = bar.add_task("training", total=None)
-
-        def progress(step: int, total: int, loss: float) -> None:
-            bar.update(task, completed=step, total=total, description=f"loss {loss:.3f}")
-
-        path = train_run(
-            arch,
-            data,
-            images,
-            out,
-            split=split,
-            overrides=_parse_set(sets),
-            settings_over=over,
-            init=init,
-            vectors=vectors,
-            darknet=darknet,
-            log=click.echo,
-            progress=progress,
-        )
+            over.append(f"{key}={value}")
+    over += ["lsj=false"] * no_lsj + ["ema=false"] * no_ema
+    path = train_referring_run(
+        arch,
+        data,
+        images,
+        run_dir or out.with_name(f"{out.stem}_run"),
+        split=split,
+        overrides=over,
+        init=init,
+        vectors=vectors,
+        darknet=darknet,
+        device=device,
+        resume=resume,
+        final=out,
+    )
     click.echo(f"wrote {path}")
 
 
@@ -143,16 +139,17 @@ def predict(
     checkpoint, data, images, out, split, mask_frame, all_sentences, batch_size, device
 ) -> None:
     """Predict boxes or masks; prints box Acc@0.5 (SeqTR's DetACC)."""
-    from rem_models.seqtr.pipeline import load_items, predict_run
-    from rem_models.seqtr.predict import box_accuracy
+    from rem_models.seqtr.pipeline import load_items
+    from rem_models.seqtr.predict import box_accuracy, predict_referring_run
 
-    preds = predict_run(
+    preds = predict_referring_run(
+        None,
         checkpoint,
         data,
-        images,
         out,
+        image_dir=images,
         split=split,
-        mask_frame=mask_frame,
+        mask_size=mask_frame,
         all_sentences=all_sentences,
         batch_size=batch_size,
         device=device,

@@ -89,12 +89,15 @@ def read_seqtr_instances(
     return [_entry(r, i, path, split, file_name_template) for i, r in enumerate(data[split])]
 
 
-def read_refer_items(path: str | Path, split: str | None = None) -> list[GroundingItem]:
-    """Items from a refer ``refs(*).p`` or rem referring JSON, one per ref."""
+def read_refer_items(
+    path: str | Path, split: str | None = None, instances: str | Path | None = None
+) -> list[GroundingItem]:
+    """Items from a refer ``refs(*).p`` (``instances``: its COCO file, default beside it) or a
+    rem referring JSON, one per ref."""
     from rem_core.refer import read_referring
 
     items = []
-    for s in read_referring(path, split=split):
+    for s in read_referring(path, split=split, instances=instances):
         if s.bbox is None:
             raise RemError(f"ref {s.ref_id} has no bbox", path=path)
         segm = s.model_dump(mode="json")["segmentation"] if s.segmentation is not None else None

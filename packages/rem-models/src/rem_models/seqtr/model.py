@@ -58,7 +58,8 @@ class SeqTR(nn.Module):
         self.shuffle_fraction = shuffle_fraction
         self.size_divisor = size_divisor
         self.input_size = input_size
-        self.generator: torch.Generator | None = None  # set by training for reproducible shuffles
+        # contour shuffles draw from here; None = the global torch RNG (training snapshots it)
+        self.generator: torch.Generator | None = None
 
     def pad_sizes(self, image_sizes: list[tuple[int, int]]) -> torch.Tensor:
         """(B, 2) padded frames as (W, H)."""

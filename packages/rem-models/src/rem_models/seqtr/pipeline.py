@@ -1,16 +1,14 @@
-"""The Partial-RES / SeqTR steps as functions: load data, train, predict, sample, select.
+"""The Partial-RES / SeqTR data steps as functions: load items, sample masks, select pseudo masks.
 
-Used by ``rem seqtr ...`` (``cli.py``). A trained model is saved as a rem safetensors
-checkpoint whose metadata also holds the word list (``seqtr.vocab``), so prediction needs no
-other file.
+Used by ``rem seqtr ...`` (``cli.py``) and the training / prediction runs. A trained model is
+a rem safetensors checkpoint whose metadata also holds the word list (``VOCAB_KEY``), so
+prediction needs no other file.
 """
 
 from __future__ import annotations
 
-import json
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 from rem_core.errors import RemError
 from rem_models.seqtr.data import (
@@ -19,32 +17,42 @@ from rem_models.seqtr.data import (
     read_seqtr_instances,
     write_seqtr_instances,
 )
-from rem_models.seqtr.language import build_vocabulary, load_word_vectors
-from rem_models.seqtr.model import SeqTR
 
 VOCAB_KEY = "seqtr.vocab"
 
 
 def is_seqtr_instances(path: Path) -> bool:
-    """True for SeqTR's ``{split: [entries]}`` JSON (not a refs pickle or rem referring JSON)."""
+    """True for SeqTR's ``{split: [entries]}`` JSON, told by content.
+
+    A refs pickle, a rem referring JSON (``samples``) or a COCO file (lists of images and
+    annotations without ``expressions``) is not one.
+    """
     if path.suffix.lower() in (".p", ".pkl", ".pickle"):
         return False
     from rem_core.io import read_json
 
     data = read_json(path)
-    return (
-        isinstance(data, dict)
-        and "samples" not in data
-        and all(isinstance(v, list) for v in data.values())
-    )
+    if not isinstance(data, dict) or "samples" in data or not data:
+        return False
+    if not all(isinstance(v, list) for v in data.values()):
+        return False
+    first = next((v[0] for v in data.values() if v), None)
+    return first is None or (isinstance(first, dict) and "expressions" in first)
 
 
-def load_items(path: str | Path, split: str) -> list[GroundingItem]:
-    """Items of ``split`` from SeqTR's instances.json or a refer / rem referring file."""
+def load_items(
+    path: str | Path, split: str | None, instances: str | Path | None = None
+) -> list[GroundingItem]:
+    """Items of ``split`` from SeqTR's instances.json or a refer / rem referring file.
+
+    ``instances`` is the COCO instances.json of a refer ``refs(*).p`` (default: beside it).
+    """
     path = Path(path)
     if is_seqtr_instances(path):
+        if split is None:
+            raise RemError("SeqTR's instances.json needs a split (--split)", path=path)
         return read_seqtr_instances(path, split)
-    return read_refer_items(path, split)
+    return read_refer_items(path, split, instances)
 
 
 def load_all_splits(path: str | Path) -> dict[str, list[GroundingItem]]:
@@ -55,145 +63,6 @@ def load_all_splits(path: str | Path) -> dict[str, list[GroundingItem]]:
     if not is_seqtr_instances(path):
         raise RemError("expected SeqTR's instances.json layout {split: [entries]}", path=path)
     return {split: read_seqtr_instances(path, split) for split in read_json(path)}
-
-
-def _init_from(model: SeqTR, checkpoint: Path, log: Callable[[str], None]) -> None:
-    """Load matching tensors of a rem checkpoint; drop word tables and mismatched shapes.
-
-    Partial-RES starts RES training from the REC model this way (the position table of a box
-    model does not fit a contour model, and the word table follows the new vocabulary).
-    """
-    from rem_models.checkpoints import load_checkpoint_safetensors
-
-    state = load_checkpoint_safetensors(checkpoint).state_dict
-    own = model.state_dict()
-    kept = {
-        k: v
-        for k, v in state.items()
-        if k in own and k != "lan_enc.embedding.weight" and v.shape == own[k].shape
-    }
-    model.load_state_dict(kept, strict=False)
-    log(f"initialised {len(kept)}/{len(own)} tensors from {checkpoint.name}")
-
-
-def train_run(
-    arch: str,
-    data: Path,
-    image_dir: Path,
-    out: Path,
-    *,
-    split: str = "train",
-    overrides: dict[str, Any] | None = None,
-    settings_over: dict[str, Any] | None = None,
-    init: Path | None = None,
-    vectors: Path | None = None,
-    darknet: Path | None = None,
-    log: Callable[[str], None] = print,
-    progress: Callable[[int, int, float], None] | None = None,
-) -> Path:
-    """Train ``arch`` on ``split`` of ``data``; writes ``out`` (safetensors, EMA weights)."""
-    from rem_models.checkpoints import save_checkpoint_safetensors
-    from rem_models.registry import get_model, get_model_config
-    from rem_models.seqtr.training import TrainSettings, train_seqtr
-    from rem_models.seqtr.variants import TRAIN_RECIPES
-
-    items = load_items(data, split)
-    if not items:
-        raise RemError(f"no {split!r} entries", path=data)
-    words = build_vocabulary(e for it in items for e in it.expressions)
-    config = get_model_config(arch, **(overrides or {}))
-    config = config.model_copy(
-        update={"language": config.language.model_copy(update={"vocab_size": len(words)})}
-    )
-    model = get_model(arch, config)
-    if config.task == "mask":
-        no_mask = [it.ref_id for it in items if it.mask is None]
-        if no_mask:
-            raise RemError(f"mask training needs masks; ref {no_mask[0]} has none", path=data)
-    if vectors is not None:
-        model.lan_enc.load_vectors(load_word_vectors(vectors, words, config.language.embed_dim))
-    if darknet is not None:
-        from rem_models.seqtr.darknet import load_darknet_weights
-
-        log(f"loaded {load_darknet_weights(model.vis_enc, darknet)} DarkNet convs")
-    if init is not None:
-        _init_from(model, init, log)
-    recipe = dict(TRAIN_RECIPES[config.task])
-    recipe.update(settings_over or {})
-    fields = set(TrainSettings.__dataclass_fields__)
-    unknown = sorted(set(recipe) - fields)
-    if unknown:
-        raise RemError(f"unknown training settings {unknown}; known: {sorted(fields)}")
-    settings = TrainSettings(**recipe)
-    vocab = {w: i for i, w in enumerate(words)}
-    final, losses = train_seqtr(
-        model,
-        items,
-        image_dir,
-        vocab,
-        settings,
-        max_tokens=config.language.max_tokens,
-        progress=progress,
-    )
-    log(f"trained {len(losses)} steps; last loss {losses[-1]:.4f}")
-    return save_checkpoint_safetensors(
-        out,
-        final.state_dict(),
-        config,
-        arch=arch,
-        metadata={VOCAB_KEY: json.dumps(words), "rem.source": Path(data).name},
-    )
-
-
-def load_trained(checkpoint: Path) -> tuple[SeqTR, dict[str, int]]:
-    """A model and its word index from a checkpoint written by :func:`train_run`."""
-    from rem_models.checkpoints import build_from_checkpoint, load_checkpoint_safetensors
-
-    meta = load_checkpoint_safetensors(checkpoint).metadata
-    if VOCAB_KEY not in meta:
-        raise RemError(f"checkpoint has no {VOCAB_KEY!r} word list", path=checkpoint)
-    words = json.loads(meta[VOCAB_KEY])
-    model = build_from_checkpoint(checkpoint)
-    return model, {w: i for i, w in enumerate(words)}  # type: ignore[return-value]
-
-
-def predict_run(
-    checkpoint: Path,
-    data: Path,
-    image_dir: Path,
-    out: Path,
-    *,
-    split: str,
-    mask_frame: str = "original",
-    all_sentences: bool = False,
-    batch_size: int = 16,
-    device: str = "cpu",
-) -> list[dict[str, Any]]:
-    """Predict ``split`` and write the predictions JSON (for ``rem eval-referring``)."""
-    from rem_core.io import save_json
-    from rem_models.seqtr.predict import predict_items
-
-    model, vocab = load_trained(checkpoint)
-    items = load_items(data, split)
-    preds = predict_items(
-        model,
-        items,
-        image_dir,
-        vocab,
-        max_tokens=_max_tokens(checkpoint),
-        batch_size=batch_size,
-        all_sentences=all_sentences,
-        mask_frame=mask_frame,
-        device=device,
-    )
-    save_json(out, preds)
-    return preds
-
-
-def _max_tokens(checkpoint: Path) -> int:
-    from rem_models.checkpoints import load_checkpoint_safetensors
-
-    return int(load_checkpoint_safetensors(checkpoint).config["language"]["max_tokens"])
 
 
 def sample_run(data: Path, out_dir: Path, ratio: float, seed: int) -> Path:

@@ -9,14 +9,16 @@ a multiple of 32 — the frame of SeqTR's own evaluation, the ``legacy-seqtr`` p
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import torch
 from pycocotools import mask as mask_utils
 
+from rem_core.errors import RemError
 from rem_models.seqtr.data import GroundingItem
 from rem_models.seqtr.language import encode
 from rem_models.seqtr.model import SeqTR
@@ -131,3 +133,64 @@ def fit_size(height: int, width: int, input_size: int) -> tuple[int, int]:
     """(h, w) of an image after the test resize."""
     s = fit_scale(height, width, input_size)
     return int(height * s + 0.5), int(width * s + 0.5)
+
+
+def load_trained(
+    checkpoint: str | Path, arch: str | None = None
+) -> tuple[SeqTR, dict[str, int], int]:
+    """(model, word index, max_tokens) from a checkpoint of a SeqTR training run.
+
+    ``arch``, when given, must be the architecture the checkpoint was saved from.
+    """
+    from rem_models.checkpoints import build_from_checkpoint, load_checkpoint_safetensors
+    from rem_models.seqtr.pipeline import VOCAB_KEY
+
+    stored = load_checkpoint_safetensors(checkpoint)
+    if VOCAB_KEY not in stored.metadata or stored.config is None:
+        raise RemError(f"checkpoint has no {VOCAB_KEY!r} word list", path=checkpoint)
+    if arch is not None and stored.arch != arch:
+        raise RemError(f"the checkpoint holds {stored.arch!r}, not {arch!r}", path=checkpoint)
+    words = json.loads(stored.metadata[VOCAB_KEY])
+    model = build_from_checkpoint(checkpoint)
+    max_tokens = int(stored.config["language"]["max_tokens"])
+    return model, {w: i for i, w in enumerate(words)}, max_tokens  # type: ignore[return-value]
+
+
+def predict_referring_run(
+    arch: str | None,
+    checkpoint: str | Path,
+    refs: str | Path,
+    out: str | Path,
+    *,
+    image_dir: str | Path,
+    split: str | None = None,
+    instances: str | Path | None = None,
+    mask_size: Literal["original", "input"] = "original",
+    all_sentences: bool = True,
+    batch_size: int = 16,
+    device: str = "cpu",
+) -> list[dict[str, Any]]:
+    """Predict ``split`` of ``refs`` and write the predictions JSON (for ``rem eval-referring``).
+
+    ``rem predict MODEL --refs`` and ``rem seqtr predict``; ``mask_size="input"`` keeps masks
+    in SeqTR's padded network frame (the ``legacy-seqtr`` preset). Every expression is
+    predicted unless ``all_sentences`` is false (then the first of each ref).
+    """
+    from rem_core.io import save_json
+    from rem_models.seqtr.pipeline import load_items
+
+    model, vocab, max_tokens = load_trained(checkpoint, arch)
+    items = load_items(refs, split, instances)
+    preds = predict_items(
+        model,
+        items,
+        image_dir,
+        vocab,
+        max_tokens=max_tokens,
+        batch_size=batch_size,
+        all_sentences=all_sentences,
+        mask_frame=mask_size,
+        device=device,
+    )
+    save_json(out, preds)
+    return preds

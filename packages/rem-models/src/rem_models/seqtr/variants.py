@@ -8,7 +8,8 @@ there are no :class:`~rem_models.weights.Weights` records: download by hand and 
 ``rem convert-checkpoint seqtr_res FILE OUT --set model.language.vocab_size=V``.
 ``pres_res`` is Partial-RES's RES model (no released weights; SeqTR REC weights initialise it
 non-strictly). ``seqtr_test_box`` / ``seqtr_test_mask`` / ``pres_test_mask`` are tiny networks
-for CPU tests.
+for CPU tests. Every variant trains with SeqTR's recipe (``train_config.py``) through
+``rem train MODEL --refs ...`` (``train_run.py``).
 """
 
 from __future__ import annotations
@@ -18,33 +19,6 @@ from rem_models.seqtr.build import build_seqtr
 from rem_models.seqtr.config import DarkNetConfig, HeadConfig, LanguageConfig, SeqTRConfig
 from rem_models.seqtr.convert import convert_seqtr_state_dict
 from rem_models.seqtr.model import SeqTR
-
-# SeqTR's recipe (configs/seqtr/*): Adam amsgrad, lr 5e-4, betas (0.9, 0.98), eps 1e-9,
-# clip 0.15, batch 128, 5 warmup epochs; REC 60 epochs (decay at 50), RES 90 (decay at 75).
-TRAIN_RECIPES: dict[str, dict[str, object]] = {
-    "box": {
-        "lr": 5e-4,
-        "betas": (0.9, 0.98),
-        "eps": 1e-9,
-        "amsgrad": True,
-        "clip": 0.15,
-        "batch_size": 128,
-        "epochs": 60,
-        "decay_epochs": (50,),
-        "warmup_epochs": 5,
-    },
-    "mask": {
-        "lr": 5e-4,
-        "betas": (0.9, 0.98),
-        "eps": 1e-9,
-        "amsgrad": True,
-        "clip": 0.15,
-        "batch_size": 128,
-        "epochs": 90,
-        "decay_epochs": (75,),
-        "warmup_epochs": 5,
-    },
-}
 
 
 def _tiny(task: str, partial_res: bool = False) -> SeqTRConfig:
