@@ -93,3 +93,14 @@ def toy() -> SimpleNamespace:
         mlp_params=mlp_params,
         weights=TINY_WEIGHTS,
     )
+
+
+@pytest.fixture
+def rem_cli():
+    """Run the installed `rem` command group in-process: ``rem_cli("cim", "train", ...)``."""
+    from click.testing import CliRunner
+
+    from rem_core.cli.main import cli
+
+    runner = CliRunner()
+    return lambda *args: runner.invoke(cli, [str(a) for a in args])

@@ -2,13 +2,9 @@
 
 from __future__ import annotations
 
-from importlib.metadata import EntryPoint
-
 import pytest
 import torch
-from click.testing import CliRunner
 
-from rem_core.cli import main as rem_main
 from rem_core.io import read_json
 from rem_core.synth import make_sample
 
@@ -16,12 +12,8 @@ torch.set_num_threads(1)
 
 
 @pytest.fixture
-def cli(monkeypatch):
-    found = rem_main._command_entry_points()
-    found["cim"] = EntryPoint("cim", "rem_models.cim.cli:cim", "rem.commands")
-    monkeypatch.setattr(rem_main, "_command_entry_points", lambda: found)
-    runner = CliRunner()
-    return lambda *args: runner.invoke(rem_main.cli, [str(a) for a in args])
+def cli(rem_cli):
+    return rem_cli
 
 
 def test_proposals_train_predict_export(cli, tmp_path):

@@ -8,18 +8,15 @@ from the published architecture, independently of timm; the published size of HR
 from __future__ import annotations
 
 import sys
-from importlib.metadata import EntryPoint
 
 import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-from click.testing import CliRunner
 from hrnet_key_tables import official_table
 from torchvision.transforms.functional import normalize
 
 from rem_core import masks as mask_ops
-from rem_core.cli import main as rem_main
 from rem_core.errors import RemError
 from rem_core.io import load_coco
 from rem_core.synth import make_sample
@@ -213,10 +210,7 @@ def test_missing_timm_is_a_clear_error(monkeypatch):
         get_model("cim_hrnet48", hrnet_width=8, hidden_dim=8)
 
 
-def test_rem_cim_train_starts_from_imagenet_hrnet_weights(tmp_path, monkeypatch):
-    found = rem_main._command_entry_points()
-    found["cim"] = EntryPoint("cim", "rem_models.cim.cli:cim", "rem.commands")
-    monkeypatch.setattr(rem_main, "_command_entry_points", lambda: found)
+def test_rem_cim_train_starts_from_imagenet_hrnet_weights(tmp_path, rem_cli):
     s = make_sample(tmp_path / "d", num_images=1, width=64, height=64, num_categories=2, seed=1)
     coco = load_coco(s.exact)
     (image_id,) = coco.imgs
@@ -235,20 +229,17 @@ def test_rem_cim_train_starts_from_imagenet_hrnet_weights(tmp_path, monkeypatch)
     _calibrate_batch_norm(pretrained, torch.randn(1, 3, 64, 64))
     state = pretrained.net.state_dict() | {"classifier.weight": torch.zeros(1000, 2048)}
     torch.save(state, weights)
-    run = CliRunner().invoke(
-        rem_main.cli,
-        [
-            "cim",
-            "train",
-            str(s.exact),
-            str(props),
-            str(s.image_dir),
-            str(tmp_path / "c.safetensors"),
-            "--model",
-            "cim_test",
-            "--backbone-weights",
-            str(weights),
-        ],
+    run = rem_cli(
+        "cim",
+        "train",
+        str(s.exact),
+        str(props),
+        str(s.image_dir),
+        str(tmp_path / "c.safetensors"),
+        "--model",
+        "cim_test",
+        "--backbone-weights",
+        str(weights),
     )
     assert run.exit_code == 2
     assert run.output.strip() == (
@@ -256,28 +247,25 @@ def test_rem_cim_train_starts_from_imagenet_hrnet_weights(tmp_path, monkeypatch)
         "the HRNet backbone only (--model cim_hrnet48)"
     )
     out = tmp_path / "hrnet.safetensors"
-    run = CliRunner().invoke(
-        rem_main.cli,
-        [
-            "cim",
-            "train",
-            str(s.exact),
-            str(props),
-            str(s.image_dir),
-            str(out),
-            "--model",
-            "cim_hrnet48",
-            "--set",
-            "hrnet_width=8",
-            "--set",
-            "hidden_dim=16",
-            "--iterations",
-            "1",
-            "--scales",
-            "",
-            "--backbone-weights",
-            str(weights),
-        ],
+    run = rem_cli(
+        "cim",
+        "train",
+        str(s.exact),
+        str(props),
+        str(s.image_dir),
+        str(out),
+        "--model",
+        "cim_hrnet48",
+        "--set",
+        "hrnet_width=8",
+        "--set",
+        "hidden_dim=16",
+        "--iterations",
+        "1",
+        "--scales",
+        "",
+        "--backbone-weights",
+        str(weights),
     )
     assert run.exit_code == 0, run.output
     trained = load_checkpoint_safetensors(out).state_dict

@@ -3,15 +3,11 @@ group, and one-line errors (exit 2) for bad peak files."""
 
 from __future__ import annotations
 
-from importlib.metadata import EntryPoint
-
 import numpy as np
 import pytest
 import torch
-from click.testing import CliRunner
 
 from rem_core import masks as mask_ops
-from rem_core.cli import main as rem_main
 from rem_core.io import load_coco, read_json, save_json
 from rem_core.schemas import PeakSet
 from rem_core.synth import make_sample
@@ -22,12 +18,8 @@ torch.set_num_threads(1)
 
 
 @pytest.fixture
-def cli(monkeypatch):
-    found = rem_main._command_entry_points()
-    found["cim"] = EntryPoint("cim", "rem_models.cim.cli:cim", "rem.commands")
-    monkeypatch.setattr(rem_main, "_command_entry_points", lambda: found)
-    runner = CliRunner()
-    return lambda *args: runner.invoke(rem_main.cli, [str(a) for a in args])
+def cli(rem_cli):
+    return rem_cli
 
 
 @pytest.fixture(scope="module")
