@@ -121,7 +121,7 @@ def _samples(gt: Path, proposals_file: Path, image_dir: Path, peaks_file: Path |
 @click.option("--lr", default=5e-4, show_default=True)
 @click.option(
     "--scales",
-    default="480,576,688,864,1000,1200",
+    default="480,576,688,864,1200",
     show_default=True,
     help="Training long sides; empty keeps the image size.",
 )

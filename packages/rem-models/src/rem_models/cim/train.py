@@ -34,7 +34,7 @@ class CimTrainSettings:
     lr: float = 5e-4
     momentum: float = 0.9
     weight_decay: float = 5e-4
-    scales: Sequence[int] = (480, 576, 688, 864, 1000, 1200)
+    scales: Sequence[int] = (480, 576, 688, 864, 1200)  # CIM configs TRAIN.SCALES
     flip: bool = True
     seed: int = 0
 
