@@ -17,6 +17,7 @@ from pycocotools.cocoeval import COCOeval
 
 from rem_core.cli.main import cli
 from rem_core.schemas.eval_report import (
+    COCO_STAT_NAMES,
     CategoryMetrics,
     EvalComparison,
     EvalReport,
@@ -32,21 +33,6 @@ from rem_viz import (
     save_figure,
 )
 from rem_viz.eval_reports import ap_by_threshold, load_reports
-
-STAT_NAMES = [
-    "AP",
-    "AP50",
-    "AP75",
-    "APs",
-    "APm",
-    "APl",
-    "AR1",
-    "AR10",
-    "AR100",
-    "ARs",
-    "ARm",
-    "ARl",
-]
 
 
 def evaluate(gt_path, grow: int, seed: int):
@@ -156,9 +142,9 @@ def _report(gt_name, ev, gt, with_arrays=True):
         )
     metrics = IouTypeMetrics(
         iou_type="segm",
-        stats={n: (None if v < 0 else float(v)) for n, v in zip(STAT_NAMES, ev.stats)},
+        stats={n: (None if v < 0 else float(v)) for n, v in zip(COCO_STAT_NAMES, ev.stats)},
         reference_stats=[float(v) for v in ev.stats],
-        reference_stat_names=STAT_NAMES,
+        reference_stat_names=COCO_STAT_NAMES,
         per_category=per_cat,
         arrays=MetricArrays(
             precision=ev.eval["precision"].tolist(), recall=ev.eval["recall"].tolist()

@@ -17,6 +17,7 @@ import numpy as np
 
 from rem_core.errors import RemError
 from rem_core.schemas.eval_report import (
+    COCO_STAT_NAMES,
     CategoryMetrics,
     EvalComparison,
     EvalReport,
@@ -27,7 +28,6 @@ from rem_eval.engine import KindResult, ProtocolResult, run_protocol
 from rem_eval.parallel import default_workers, gc_paused
 from rem_eval.params import IOU_TYPES, LVIS_MAX_DETS, EvalParams
 from rem_eval.summary import (
-    COCO_STAT_NAMES,
     coco_reference_stats,
     lvis_freq_groups,
     lvis_reference_stats,

@@ -28,6 +28,7 @@ import numpy as np
 from pycocotools import mask as mask_utils
 
 from rem_core.errors import RemError
+from rem_core.schemas.eval_report import COCO_STAT_NAMES
 from rem_eval.api import EvalOptions, evaluate_tables
 from rem_eval.bands import (
     band_of_crop,
@@ -47,7 +48,7 @@ from rem_eval.params import (
     default_iou_thrs,
     default_rec_thrs,
 )
-from rem_eval.summary import COCO_STAT_NAMES, coco_reference_stats, stats_lines
+from rem_eval.summary import coco_reference_stats, stats_lines
 from rem_eval.tables import load_ground_truth
 
 
@@ -283,12 +284,7 @@ class COCOeval:
         ep = self._result.params  # type: ignore[union-attr]
         stats = coco_reference_stats(self.eval["precision"], self.eval["recall"], ep)
         self.stats = np.asarray(stats, dtype=np.float64)
-        named = dict(
-            zip(
-                COCO_STAT_NAMES,
-                stats,
-            )
-        )
+        named = dict(zip(COCO_STAT_NAMES, stats))
         for line in stats_lines(named):  # type: ignore[arg-type]
             print(line)
 

@@ -14,20 +14,6 @@ import numpy as np
 
 from rem_eval.params import EvalParams
 
-COCO_STAT_NAMES = [
-    "AP",
-    "AP50",
-    "AP75",
-    "APs",
-    "APm",
-    "APl",
-    "AR1",
-    "AR10",
-    "AR100",
-    "ARs",
-    "ARm",
-    "ARl",
-]
 _AREA_SHORT = {"small": "s", "medium": "m", "large": "l"}
 
 

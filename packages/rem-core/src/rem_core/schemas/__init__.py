@@ -16,6 +16,7 @@ from rem_core.schemas.coco import (
     Segmentation,
 )
 from rem_core.schemas.eval_report import (
+    COCO_STAT_NAMES,
     CategoryMetrics,
     EvalComparison,
     EvalReport,
@@ -29,6 +30,7 @@ from rem_core.schemas.referring import ReferringSample
 from rem_core.schemas.results import Detection, Results
 
 __all__ = [
+    "COCO_STAT_NAMES",
     "RLE",
     "Annotation",
     "Category",

@@ -16,6 +16,23 @@ from pydantic import BaseModel, ConfigDict, Field, PrivateAttr
 EvalIouType = Literal["segm", "bbox", "boundary"]
 EvalProtocol = Literal["coco", "lvis", "voc"]
 
+# The names of pycocotools' 12 ``COCOeval.stats``, in its order: the keys of a COCO report's
+# ``stats`` and of ``reference_stats``.
+COCO_STAT_NAMES = (
+    "AP",
+    "AP50",
+    "AP75",
+    "APs",
+    "APm",
+    "APl",
+    "AR1",
+    "AR10",
+    "AR100",
+    "ARs",
+    "ARm",
+    "ARl",
+)
+
 
 class CategoryMetrics(BaseModel):
     """One category's row of the per-category table (area "all", the largest maxDets)."""

@@ -16,24 +16,10 @@ from torch import nn
 
 from rem_core.errors import RemError
 from rem_core.io import CocoFile
+from rem_core.schemas.eval_report import COCO_STAT_NAMES
 from rem_models.engine.categories import CategoryMap
 from rem_models.engine.distributed import DistInfo
 from rem_models.engine.inference import predict_dataset
-
-COCO_STATS = (
-    "AP",
-    "AP50",
-    "AP75",
-    "APs",
-    "APm",
-    "APl",
-    "AR1",
-    "AR10",
-    "AR100",
-    "ARs",
-    "ARm",
-    "ARl",
-)
 
 
 def _with_rem_eval(gt: CocoFile, results: list[dict], iou_types: Sequence[str]) -> dict:
@@ -62,7 +48,8 @@ def _with_pycocotools(gt: CocoFile, results: list[dict], iou_types: Sequence[str
             evaluator.accumulate()
             evaluator.summarize()
             out[iou_type] = {
-                name: (None if v < 0 else float(v)) for name, v in zip(COCO_STATS, evaluator.stats)
+                name: (None if v < 0 else float(v))
+                for name, v in zip(COCO_STAT_NAMES, evaluator.stats)
             }
     return out
 
@@ -81,7 +68,7 @@ def evaluate_results(
     end a long training run). No detections at all scores 0 everywhere.
     """
     if not results:
-        return {t: dict.fromkeys(COCO_STATS, 0.0) for t in iou_types}
+        return {t: dict.fromkeys(COCO_STAT_NAMES, 0.0) for t in iou_types}
     if backend == "rem-eval":
         return _with_rem_eval(gt, results, iou_types)
     if backend == "auto":
