@@ -13,7 +13,8 @@ from concurrent.futures import ProcessPoolExecutor
 from typing import Any, TypeVar
 
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+from rem_core.progress import progress_bar
 
 J = TypeVar("J")
 R = TypeVar("R")
@@ -52,15 +53,7 @@ def run_jobs(
     workers = available_cpus() if workers is None else max(1, int(workers))
     workers = min(workers, max(1, len(jobs)))
     console = console or Console(stderr=True)
-    progress = Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeRemainingColumn(),
-        console=console,
-        transient=True,
-        disable=not console.is_terminal,
-    )
+    progress = progress_bar(console, transient=True)
     results: list[R] = []
     with progress:
         task = progress.add_task(label, total=len(jobs))

@@ -20,10 +20,11 @@ from typing import Any
 
 import click
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import TimeElapsedColumn
 
 from rem_core.errors import RemError
 from rem_core.io import CocoFile, iscrowd, load_coco, save_json, segmentation_kind
+from rem_core.progress import progress_bar
 
 TARGETS = ("polygon", "rle", "uncompressed-rle")
 
@@ -239,14 +240,8 @@ def convert(
         cat_ids = [by_name[n] for n in wanted]
 
     console = Console(stderr=True)
-    with Progress(
-        TextColumn("converting"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        console=console,
-        transient=True,
-        disable=not console.is_terminal,
+    with progress_bar(
+        console, "converting", tail=(TimeElapsedColumn(),), transient=True
     ) as progress:
         task = progress.add_task("convert", total=len(coco.annotations))
         out, warnings = convert_dataset(

@@ -11,11 +11,12 @@ from pathlib import Path
 
 import click
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import TimeElapsedColumn
 from rich.table import Table
 
 from rem_core.demo import DEMO_STEPS_GROUP, DemoContext, DemoStep, demo_steps
 from rem_core.errors import RemError
+from rem_core.progress import progress_bar
 from rem_core.synth.sample import SynthSample, make_sample
 from rem_core.synth.summary import SampleSummary, summarize
 
@@ -108,15 +109,7 @@ def demo(out: Path, seed: int, num_images: int, device: str) -> None:
     console = Console()
     started = time.perf_counter()
     console.rule("[bold]rem demo: synthetic sample")
-    with Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        console=console,
-        transient=True,
-        disable=not console.is_terminal,
-    ) as progress:
+    with progress_bar(console, tail=(TimeElapsedColumn(),), transient=True) as progress:
         task = progress.add_task("drawing images", total=num_images)
         sample = make_sample(
             out / "sample",

@@ -6,23 +6,12 @@ from pathlib import Path
 
 import click
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import TimeElapsedColumn
 
+from rem_core.progress import progress_bar
 from rem_core.synth.render import MAX_CATEGORIES
 
 TRAIN_INSTANCES_PER_IMAGE = 860_001 / 118_287
-
-
-def _progress(console: Console) -> Progress:
-    return Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        console=console,
-        transient=True,
-        disable=not console.is_terminal,
-    )
 
 
 @click.command()
@@ -97,7 +86,7 @@ def synth(
         n_anns = (
             round(large_images * TRAIN_INSTANCES_PER_IMAGE) if annotations is None else annotations
         )
-        with _progress(console) as progress:
+        with progress_bar(console, tail=(TimeElapsedColumn(),), transient=True) as progress:
             task = progress.add_task("annotations", total=n_anns)
             written.append(
                 write_large_json(
@@ -112,7 +101,7 @@ def synth(
     if eval_images is not None:
         from rem_core.synth.eval_bench import write_eval_benchmark
 
-        with _progress(console) as progress:
+        with progress_bar(console, tail=(TimeElapsedColumn(),), transient=True) as progress:
             task = progress.add_task("images", total=eval_images)
             written.extend(
                 write_eval_benchmark(
@@ -125,7 +114,7 @@ def synth(
     if large_images is None and eval_images is None:
         from rem_core.synth.sample import make_sample
 
-        with _progress(console) as progress:
+        with progress_bar(console, tail=(TimeElapsedColumn(),), transient=True) as progress:
             task = progress.add_task("drawing images", total=num_images)
             sample = make_sample(
                 out,

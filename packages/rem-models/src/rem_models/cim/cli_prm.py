@@ -46,9 +46,10 @@ def prm_train(
 ) -> None:
     """Train a PRM on GT's image-level labels; save a safetensors checkpoint to OUT."""
     import torch
-    from rich.progress import Progress
+    from rich.console import Console
 
     from rem_core.io import load_coco
+    from rem_core.progress import progress_bar
     from rem_models.checkpoints import save_checkpoint_safetensors
     from rem_models.cim.dataset import category_order
     from rem_models.cim.prm import PrmModel, load_imagenet_backbone
@@ -79,7 +80,7 @@ def prm_train(
         backbone_lr_factor=backbone_lr_factor,
         seed=seed,
     )
-    with Progress() as progress:
+    with progress_bar(Console(stderr=True)) as progress:
         task = progress.add_task("PRM training", total=iterations)
 
         def on_step(it: int, loss: float) -> None:

@@ -13,15 +13,13 @@ from typing import Any
 
 from rich.console import Console
 from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
     TextColumn,
     TimeElapsedColumn,
     TimeRemainingColumn,
 )
 
 from rem_core.atomic import atomic_write_text
+from rem_core.progress import progress_bar
 
 
 class MetricsLog:
@@ -67,15 +65,11 @@ class TrainProgress:
         self.console = console
         self.enabled = enabled
         self.live = enabled and console.is_terminal
-        self.progress = Progress(
-            TextColumn("[bold]train"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TimeElapsedColumn(),
-            TimeRemainingColumn(),
-            TextColumn("{task.fields[status]}"),
-            console=console,
-            disable=not self.live,
+        self.progress = progress_bar(
+            console,
+            "[bold]train",
+            tail=(TimeElapsedColumn(), TimeRemainingColumn(), TextColumn("{task.fields[status]}")),
+            enabled=enabled,
         )
         self.task = self.progress.add_task("train", total=total, completed=start, status="")
 

@@ -17,11 +17,11 @@ from typing import Any
 
 import torch
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from torch import nn
 
 from rem_core.errors import RemError
 from rem_core.io import load_coco, save_json
+from rem_core.progress import progress_bar
 from rem_models.checkpoints import guess_format, load_checkpoint_safetensors
 from rem_models.engine.categories import CATEGORIES_KEY, CategoryMap
 from rem_models.engine.dataset import ImageFiles, image_size
@@ -145,14 +145,7 @@ def predict_run(
     dataset = ImageFiles(images, image_dir)
     categories = pick_categories(loaded, dataset, categories_file)
     loaded.model.to(dev)
-    progress = Progress(
-        TextColumn("[bold]predict"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeRemainingColumn(),
-        console=console,
-        disable=not console.is_terminal,
-    )
+    progress = progress_bar(console, "[bold]predict")
     with progress:
         task = progress.add_task("predict", total=len(dataset))
         results = predict_dataset(

@@ -21,11 +21,11 @@ import numpy as np
 import torch
 from PIL import Image
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from torch import Tensor
 
 from rem_core import masks as mask_ops
 from rem_core.errors import RemError
+from rem_core.progress import progress_bar
 from rem_core.refer import read_referring
 from rem_core.schemas import ReferringSample
 from rem_models.lavt.data import image_path, load_image, sentence_text, square_image
@@ -175,14 +175,7 @@ def predict_referring_run(
     model = load_lavt_for_inference(arch, checkpoint, overrides)
     tokenizer = build_tokenizer(model.text_encoder.config)
     total = sum(len(s.sentences) for s in samples)
-    progress = Progress(
-        TextColumn("[bold]predict"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeRemainingColumn(),
-        console=console,
-        disable=not console.is_terminal,
-    )
+    progress = progress_bar(console, "[bold]predict")
     with progress:
         task = progress.add_task("predict", total=total)
         results = predict_referring(

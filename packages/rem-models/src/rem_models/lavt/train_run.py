@@ -16,10 +16,11 @@ from typing import Any
 
 import torch
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.progress import TextColumn, TimeRemainingColumn
 
 from rem_core.atomic import atomic_write_text
 from rem_core.errors import RemError
+from rem_core.progress import progress_bar
 from rem_core.refer import read_referring
 from rem_models.lavt.data import ReferringDataset
 from rem_models.lavt.model import LAVT
@@ -166,14 +167,10 @@ def train_referring_run(
         prune_snapshots(out, keep=1)
         atomic_write_text(manifest_path, json.dumps(manifest, indent=2))
 
-    progress = Progress(
-        TextColumn("[bold]train"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn("loss {task.fields[loss]:.4f}"),
-        TimeRemainingColumn(),
-        console=console,
-        disable=not console.is_terminal,
+    progress = progress_bar(
+        console,
+        "[bold]train",
+        tail=(TextColumn("loss {task.fields[loss]:.4f}"), TimeRemainingColumn()),
     )
     with progress:
         task = progress.add_task(
