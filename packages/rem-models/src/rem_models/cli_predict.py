@@ -12,6 +12,7 @@ from pathlib import Path
 import click
 
 from rem_core.errors import RemError
+from rem_models.cli_options import device_option, refer_instances_option, resolve_device
 
 
 @click.command(name="predict")
@@ -57,12 +58,7 @@ from rem_core.errors import RemError
     "instances.json): predict every sentence (referring models: LAVT, SeqTR).",
 )
 @click.option("--split", default=None, help="With --refs: keep one split (val, testA...).")
-@click.option(
-    "--instances",
-    type=click.Path(path_type=Path),
-    default=None,
-    help="With --refs: the instances.json of a refer refs(*).p (default: beside it).",
-)
+@refer_instances_option
 @click.option(
     "--mask-size",
     type=click.Choice(["original", "input"]),
@@ -80,7 +76,7 @@ from rem_core.errors import RemError
 @click.option("--score-threshold", type=float, default=0.0, show_default=True)
 @click.option("--batch-size", type=int, default=1, show_default=True)
 @click.option("--no-amp", is_flag=True, help="Full precision on CUDA (default: bf16 autocast).")
-@click.option("--device", default=None, help="cpu, cuda, cuda:1 ... (default: cuda if available).")
+@device_option
 def predict(
     model: str,
     checkpoint: Path,
@@ -99,9 +95,8 @@ def predict(
     device: str | None,
 ) -> None:
     """Predict instances on IMAGES with MODEL weights from --checkpoint."""
-    import torch
 
-    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+    device = resolve_device(device)
     if refs is not None:
         from rem_models.family_hooks import call_hook, referring_hook
 

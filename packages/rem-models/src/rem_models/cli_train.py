@@ -13,6 +13,7 @@ from pathlib import Path
 import click
 
 from rem_core.errors import RemError
+from rem_models.cli_options import device_option, refer_instances_option, resolve_device
 
 
 def _saved_seed(out_dir: Path) -> int:
@@ -64,12 +65,7 @@ def _saved_seed(out_dir: Path) -> int:
     "instances.json {split: [entries]}, told apart by content.",
 )
 @click.option("--split", default="train", show_default=True, help="With --refs: the split.")
-@click.option(
-    "--instances",
-    type=click.Path(path_type=Path),
-    default=None,
-    help="With --refs: the instances.json of a refer refs(*).p (default: beside it).",
-)
+@refer_instances_option
 @click.option(
     "--init-swin",
     type=click.Path(path_type=Path),
@@ -115,7 +111,7 @@ def _saved_seed(out_dir: Path) -> int:
     "SeqTR: a REC checkpoint starts RES / Partial-RES (word table and reshaped tensors skip).",
 )
 @click.option("--seed", type=int, default=None, help="[default: 0; --resume keeps the run's]")
-@click.option("--device", default=None, help="cpu, cuda, cuda:1 ... (default: cuda if available).")
+@device_option
 def train(
     model: str,
     train_json: Path | None,
@@ -137,11 +133,10 @@ def train(
     device: str | None,
 ) -> None:
     """Train MODEL; writes OUT/model_final.safetensors for `rem predict`."""
-    import torch
 
     from rem_models.family_hooks import call_hook, referring_hook
 
-    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+    device = resolve_device(device)
     referring = referring_hook(model, "train")
     if refs is not None:
         if referring is None:
