@@ -133,19 +133,9 @@ class AggregatingHead(GridHead):
 
     def mask_fn(self, outputs: Mapping[str, object], index: int) -> Callable[[Tensor], Tensor]:
         size = self.mask_size(outputs, 0)  # level 0 masks are at stride 4
-
-        def level_masks(level: int, local: Tensor) -> Tensor:
-            probs = self.aggregated(outputs, level, index, local).float().sigmoid()
-            if probs.shape[-2:] != size:
-                probs = F.interpolate(probs[None], size=size, mode="bilinear", align_corners=False)[
-                    0
-                ]
-            return probs
-
-        def fn(cells: Tensor) -> Tensor:
-            return self.by_level(cells, level_masks, size)
-
-        return fn
+        return self.resized_masks(
+            lambda level, local: self.aggregated(outputs, level, index, local), size
+        )
 
 
 class AggMaskHead(AggregatingHead):

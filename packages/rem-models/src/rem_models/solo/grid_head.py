@@ -13,6 +13,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 from rem_models.solo.config import InferenceConfig
@@ -134,6 +135,22 @@ class GridHead(nn.Module, metaclass=abc.ABCMeta):
         if out is None:
             return torch.zeros((0, *size), device=cells.device)
         return out
+
+    def resized_masks(
+        self, level_logits: Callable[[int, Tensor], Tensor], size: tuple[int, int]
+    ) -> Callable[[Tensor], Tensor]:
+        """``cells -> (M, H, W)`` probabilities: the sigmoid of ``level_logits(level, local
+        cells)``, bilinearly resized to ``size`` where a level's masks are smaller (SOLO's
+        coarser levels)."""
+
+        def level_masks(level: int, local: Tensor) -> Tensor:
+            probs = level_logits(level, local).float().sigmoid()
+            if probs.shape[-2:] != size:
+                probs = F.interpolate(probs[None], size=size, mode="bilinear", align_corners=False)
+                probs = probs[0]
+            return probs
+
+        return lambda cells: self.by_level(cells, level_masks, size)
 
     def instances(
         self, outputs: Mapping[str, object], index: int, cfg: InferenceConfig

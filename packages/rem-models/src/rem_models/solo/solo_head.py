@@ -120,16 +120,4 @@ class SOLOHead(GridHead):
     def mask_fn(self, outputs: Mapping[str, object], index: int) -> Callable[[Tensor], Tensor]:
         levels: list[Tensor] = outputs["masks"]  # type: ignore[assignment]
         size = (levels[0].shape[-2], levels[0].shape[-1])
-
-        def level_masks(level: int, local: Tensor) -> Tensor:
-            probs = levels[level][index, local].float().sigmoid()
-            if probs.shape[-2:] != size:
-                probs = F.interpolate(probs[None], size=size, mode="bilinear", align_corners=False)[
-                    0
-                ]
-            return probs
-
-        def fn(cells: Tensor) -> Tensor:
-            return self.by_level(cells, level_masks, size)
-
-        return fn
+        return self.resized_masks(lambda level, local: levels[level][index, local], size)
