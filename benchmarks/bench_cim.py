@@ -11,14 +11,14 @@ Usage: python benchmarks/bench_cim.py [--quick] [--out DIR]
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import platform
-import sys
 import tempfile
 import time
 from pathlib import Path
+
+from script_args import emit, parser, quick_mode
 
 
 def _rate(count: int, seconds: float) -> float:
@@ -61,8 +61,7 @@ def _model_figures(name: str, samples, iterations: int, num_classes: int) -> dic
 
 
 def main(out_dir: Path, quick: bool | None = None) -> dict:
-    if quick is None:
-        quick = os.environ.get("REM_BENCH_QUICK") == "1"
+    quick = quick_mode(quick)
     import numpy as np
     import torch
 
@@ -102,12 +101,5 @@ def main(out_dir: Path, quick: bool | None = None) -> dict:
 
 
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="small sizes, for a smoke test")
-    parser.add_argument(
-        "--out", type=Path, default=Path(__file__).resolve().parents[1] / "bench-results"
-    )
-    args = parser.parse_args()
-    quick = args.quick or os.environ.get("REM_BENCH_QUICK") == "1"
-    json.dump(main(args.out, quick=quick), sys.stdout, indent=2)
-    print()
+    args = parser(__doc__).parse_args()
+    emit(main(args.out, quick=args.quick or None))

@@ -20,7 +20,6 @@ Usage: python benchmarks/bench_eval.py [--quick] [--out DIR] [--images N]
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import platform
@@ -30,6 +29,8 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+
+from script_args import emit, parser, quick_mode
 
 FULL_IMAGES = 5000
 QUICK_IMAGES = 300
@@ -149,8 +150,7 @@ def _mean_runs(a: dict, b: dict) -> dict:
 
 
 def main(out_dir: Path, quick: bool | None = None, num_images: int | None = None) -> dict:
-    if quick is None:
-        quick = os.environ.get("REM_BENCH_QUICK") == "1"
+    quick = quick_mode(quick)
     n = num_images or (QUICK_IMAGES if quick else FULL_IMAGES)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -258,9 +258,7 @@ if __name__ == "__main__":
     if len(sys.argv) > 1 and sys.argv[1] == "--child":
         child(*sys.argv[2:6])
         sys.exit(0)
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true")
-    parser.add_argument("--out", type=Path, default=Path(__file__).parent.parent / "bench-results")
-    parser.add_argument("--images", type=int, default=None)
-    args = parser.parse_args()
-    main(args.out, quick=args.quick or None, num_images=args.images)
+    p = parser(__doc__)
+    p.add_argument("--images", type=int, default=None)
+    args = p.parse_args()
+    emit(main(args.out, quick=args.quick or None, num_images=args.images))

@@ -18,7 +18,6 @@ Usage: python benchmarks/bench_io.py [--quick] [--repeat N] [--file PATH] [--out
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import platform
@@ -27,6 +26,8 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+
+from script_args import emit, parser, quick_mode
 
 FULL_IMAGES, FULL_ANNOTATIONS = 118_287, 860_001
 QUICK_IMAGES = 5_000
@@ -117,8 +118,7 @@ def main(
 
     ``file``: measure an existing instances file instead of generating one.
     """
-    if quick is None:
-        quick = os.environ.get("REM_BENCH_QUICK") == "1"
+    quick = quick_mode(quick)
     num_images = QUICK_IMAGES if quick else FULL_IMAGES
     num_annotations = round(FULL_ANNOTATIONS * num_images / FULL_IMAGES)
     with tempfile.TemporaryDirectory(prefix="rem-bench-io-") as tmp:
@@ -166,12 +166,8 @@ def main(
 
 
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help=f"{QUICK_IMAGES} images only")
-    parser.add_argument("--out", type=Path, default=Path(__file__).parents[1] / "bench-results")
-    parser.add_argument("--file", type=Path, help="measure this instances file, do not generate")
-    parser.add_argument("--repeat", type=int, default=1, help="runs per loader (fastest kept)")
-    args = parser.parse_args()
-    quick = args.quick or os.environ.get("REM_BENCH_QUICK") == "1"
-    figures = main(args.out, quick=quick, file=args.file, repeat=args.repeat)
-    print(json.dumps(figures, indent=2))
+    p = parser(__doc__)
+    p.add_argument("--file", type=Path, help="measure this instances file, do not generate")
+    p.add_argument("--repeat", type=int, default=1, help="runs per loader (fastest kept)")
+    args = p.parse_args()
+    emit(main(args.out, quick=args.quick or None, file=args.file, repeat=args.repeat))

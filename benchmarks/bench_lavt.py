@@ -17,15 +17,14 @@ Usage: python benchmarks/bench_lavt.py [--quick] [--out DIR] [--images N]
 
 from __future__ import annotations
 
-import argparse
 import json
-import os
 import platform
 import time
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
+from script_args import emit, parser, quick_mode
 
 
 def _explicit_window_attention(attn, x, batch, mask):
@@ -124,7 +123,7 @@ def _time(fn, inputs) -> tuple[float, list[torch.Tensor]]:
 def main(out_dir: Path, *, quick: bool | None = None, images: int | None = None) -> dict:
     from rem_models import get_model
 
-    quick = os.environ.get("REM_BENCH_QUICK") == "1" if quick is None else quick
+    quick = quick_mode(quick)
     arch = "lavt_test" if quick else "lavt"
     count = images or (2 if quick else 3)
     torch.manual_seed(0)
@@ -170,9 +169,7 @@ def main(out_dir: Path, *, quick: bool | None = None, images: int | None = None)
 
 
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true")
-    parser.add_argument("--out", type=Path, default=Path("bench-results"))
-    parser.add_argument("--images", type=int, default=None)
-    args = parser.parse_args()
-    print(json.dumps(main(args.out, quick=args.quick or None, images=args.images), indent=2))
+    p = parser(__doc__)
+    p.add_argument("--images", type=int, default=None)
+    args = p.parse_args()
+    emit(main(args.out, quick=args.quick or None, images=args.images))

@@ -14,9 +14,7 @@ Usage: python benchmarks/bench_masks.py [--quick] [--out DIR]   (REM_BENCH_QUICK
 
 from __future__ import annotations
 
-import argparse
 import json
-import os
 import platform
 import tempfile
 import time
@@ -28,6 +26,7 @@ import cv2
 import numpy as np
 import orjson
 import pycocotools.mask as coco_mask
+from script_args import emit, parser, quick_mode
 
 from rem_core import masks
 from rem_core.synth import write_eval_benchmark
@@ -52,8 +51,7 @@ def _timed(fn, groups) -> tuple[float, list]:
 
 
 def main(out_dir: Path, quick: bool | None = None) -> dict:
-    if quick is None:
-        quick = os.environ.get("REM_BENCH_QUICK") == "1"
+    quick = quick_mode(quick)
     num_images = QUICK_IMAGES if quick else FULL_IMAGES
     warnings.filterwarnings("ignore", message="__array__ implementation")
     with tempfile.TemporaryDirectory() as tmp:
@@ -125,9 +123,5 @@ def main(out_dir: Path, quick: bool | None = None) -> dict:
 
 
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help=f"{QUICK_IMAGES} images only")
-    parser.add_argument("--out", type=Path, default=Path("bench-results"))
-    args = parser.parse_args()
-    quick = args.quick or os.environ.get("REM_BENCH_QUICK") == "1"
-    print(json.dumps(main(args.out, quick=quick), indent=2))
+    args = parser(__doc__).parse_args()
+    emit(main(args.out, quick=args.quick or None))

@@ -25,7 +25,6 @@ Usage: python benchmarks/bench_refine.py [--quick] [--out DIR] [--images N] [--a
 
 from __future__ import annotations
 
-import argparse
 import importlib.util
 import json
 import os
@@ -35,6 +34,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from script_args import emit, parser, quick_mode
 
 ROOT = Path(__file__).resolve().parents[1]
 PLAIN = ROOT / "packages" / "rem-refine" / "tests" / "plain_refiner.py"
@@ -225,7 +225,7 @@ def main(
 
     from rem_core.synth import make_sample
 
-    quick = os.environ.get("REM_BENCH_QUICK") == "1" if quick is None else quick
+    quick = quick_mode(quick)
     cuda = torch.cuda.is_available()
     device = "cuda" if cuda else "cpu"
     if archs is None:
@@ -279,11 +279,8 @@ def main(
 
 
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true")
-    parser.add_argument("--out", type=Path, default=ROOT / "bench-results")
-    parser.add_argument("--images", type=int, default=None)
-    parser.add_argument("--arch", action="append", default=None)
-    args = parser.parse_args()
-    res = main(args.out, quick=args.quick or None, images=args.images, archs=args.arch)
-    print(json.dumps(res, indent=2))
+    p = parser(__doc__)
+    p.add_argument("--images", type=int, default=None)
+    p.add_argument("--arch", action="append", default=None)
+    args = p.parse_args()
+    emit(main(args.out, quick=args.quick or None, images=args.images, archs=args.arch))

@@ -12,12 +12,12 @@ Usage: python benchmarks/bench_seqtr.py [--quick] [--out DIR]
 
 from __future__ import annotations
 
-import argparse
 import json
-import os
 import platform
 import time
 from pathlib import Path
+
+from script_args import emit, parser, quick_mode
 
 
 def _images_per_s(name: str, size: tuple[int, int], count: int, batch: int) -> float:
@@ -45,8 +45,7 @@ def _images_per_s(name: str, size: tuple[int, int], count: int, batch: int) -> f
 def main(out_dir: Path, quick: bool | None = None) -> dict:
     import torch
 
-    if quick is None:
-        quick = os.environ.get("REM_BENCH_QUICK") == "1"
+    quick = quick_mode(quick)
     # one thread: steadier figures on shared machines; the per-image work is small
     torch.set_num_threads(1)
     figures: dict[str, dict] = {}
@@ -97,8 +96,5 @@ def main(out_dir: Path, quick: bool | None = None) -> dict:
 
 
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true")
-    parser.add_argument("--out", type=Path, default=Path("bench-results"))
-    args = parser.parse_args()
-    print(json.dumps(main(args.out, args.quick or None), indent=2))
+    args = parser(__doc__).parse_args()
+    emit(main(args.out, args.quick or None))

@@ -20,15 +20,14 @@ Usage: python benchmarks/bench_solo.py [--quick] [--out DIR]
 
 from __future__ import annotations
 
-import argparse
 import json
-import os
 import platform
 import time
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
+from script_args import emit, parser, quick_mode
 
 
 def _timed(fn, reps: int) -> tuple[float, object]:
@@ -111,13 +110,13 @@ def loop_matrix_nms(masks, labels, scores, sigma=2.0):
     return torch.tensor(out)
 
 
-def main(out_dir: Path) -> dict:
+def main(out_dir: Path, quick: bool | None = None) -> dict:
     from rem_models import get_model
     from rem_models.solo.layers import points_nms
     from rem_models.solo.matrix_nms import matrix_nms
     from rem_models.solo.resize import rescaled_size, resize_image
 
-    quick = os.environ.get("REM_BENCH_QUICK") == "1"
+    quick = quick_mode(quick)
     h, w = (320, 512) if quick else (800, 1333)
     reps = 1 if quick else 3
     torch.manual_seed(0)
@@ -181,10 +180,5 @@ def main(out_dir: Path) -> dict:
 
 
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true")
-    parser.add_argument("--out", type=Path, default=Path(__file__).parent.parent / "bench-results")
-    args = parser.parse_args()
-    if args.quick:
-        os.environ["REM_BENCH_QUICK"] = "1"
-    print(json.dumps(main(args.out), indent=2))
+    args = parser(__doc__).parse_args()
+    emit(main(args.out, quick=args.quick or None))

@@ -13,14 +13,13 @@ Usage: python benchmarks/bench_vitdet.py [--quick] [--out DIR] [--images N]
 
 from __future__ import annotations
 
-import argparse
 import json
-import os
 import time
 from contextlib import nullcontext
 from pathlib import Path
 
 import torch
+from script_args import emit, parser, quick_mode
 from torch.utils.flop_counter import FlopCounterMode
 
 
@@ -59,7 +58,7 @@ def _bf16_matmul_tflops(device: str, n: int = 8192, reps: int = 20) -> float:
 def main(out_dir: Path, quick: bool | None = None, num_images: int | None = None) -> dict:
     from rem_models import get_model
 
-    quick = os.environ.get("REM_BENCH_QUICK") == "1" if quick is None else quick
+    quick = quick_mode(quick)
     name, size = ("vitdet_test", 128) if quick else ("vitdet_b", 1024)
     num_images = num_images or (2 if quick else 3)
     torch.manual_seed(0)
@@ -98,9 +97,7 @@ def main(out_dir: Path, quick: bool | None = None, num_images: int | None = None
 
 
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true")
-    parser.add_argument("--out", type=Path, default=Path(__file__).parent.parent / "bench-results")
-    parser.add_argument("--images", type=int, default=None)
-    args = parser.parse_args()
-    main(args.out, quick=args.quick or None, num_images=args.images)
+    p = parser(__doc__)
+    p.add_argument("--images", type=int, default=None)
+    args = p.parse_args()
+    emit(main(args.out, quick=args.quick or None, num_images=args.images))

@@ -19,7 +19,6 @@ Usage: python benchmarks/bench_viz.py [--quick] [--out DIR]
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import io
 import json
@@ -27,10 +26,11 @@ import os
 import platform
 import resource
 import shutil
-import sys
 import tempfile
 import time
 from pathlib import Path
+
+from script_args import emit, parser, quick_mode
 
 FULL_IMAGES, FULL_POOL = 5000, 200
 QUICK_IMAGES, QUICK_POOL = 60, 20
@@ -170,8 +170,7 @@ def scenario(name: str, dataset: Path, image_dir: Path, work: Path, peer_count: 
 
 
 def main(out_dir: Path, quick: bool | None = None) -> dict:
-    if quick is None:
-        quick = os.environ.get("REM_BENCH_QUICK") == "1"
+    quick = quick_mode(quick)
     from rem_core.synth import make_sample
 
     count, pool = (QUICK_IMAGES, QUICK_POOL) if quick else (FULL_IMAGES, FULL_POOL)
@@ -214,12 +213,5 @@ def main(out_dir: Path, quick: bool | None = None) -> dict:
 
 
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="small sizes, for a smoke test")
-    parser.add_argument(
-        "--out", type=Path, default=Path(__file__).resolve().parents[1] / "bench-results"
-    )
-    args = parser.parse_args()
-    quick = args.quick or os.environ.get("REM_BENCH_QUICK") == "1"
-    json.dump(main(args.out, quick=quick), sys.stdout, indent=2)
-    print()
+    args = parser(__doc__).parse_args()
+    emit(main(args.out, quick=args.quick or None))
