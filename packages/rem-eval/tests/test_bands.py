@@ -7,7 +7,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from pycocotools import mask as mask_utils
 
-from rem_eval.bands import crop_of_runs, string_to_counts
+from rem_core.masks import string_to_counts
+from rem_eval.bands import crop_of_runs
 
 
 @settings(max_examples=80, deadline=None)

@@ -12,8 +12,9 @@ from hypothesis import strategies as st
 from pycocotools import mask as mask_utils
 from references import mask_to_boundary, run_cocoeval
 
+from rem_core.masks import dilation_width, string_to_counts
 from rem_eval import evaluate
-from rem_eval.bands import band_of_crop, crop_of_runs, dilation_width, string_to_counts
+from rem_eval.bands import band_of_crop, crop_of_runs
 from rem_eval.synthetic import make_eval_set
 
 

@@ -15,55 +15,12 @@ way.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
-from functools import lru_cache
 
 import numpy as np
 
-from rem_core.errors import RemError
-
-
-def dilation_width(height: int, width: int, ratio: float = 0.02) -> int:
-    """d = max(1, round(ratio * image diagonal)), Python rounding (half to even): 500x375 -> 12."""
-    return max(1, round(ratio * math.sqrt(height**2 + width**2)))
-
-
-def string_to_counts(counts: str | bytes) -> np.ndarray:
-    """Run lengths (int64) of a compressed COCO RLE string, as pycocotools' ``rleFrString``.
-
-    Each number is a little-endian group of 6-bit characters (offset 48): 5 value bits, a
-    continuation bit 0x20 and, in the last character, a sign bit 0x10. From the fourth number
-    on, each is a delta against the run two places back.
-    """
-    raw = counts.encode("ascii") if isinstance(counts, str) else bytes(counts)
-    if not raw:
-        return np.zeros(0, dtype=np.int64)
-    c = np.frombuffer(raw, dtype=np.uint8).astype(np.int64) - 48
-    if c.min() < 0 or c.max() > 63:
-        raise RemError("RLE counts string has characters outside the COCO alphabet")
-    last = (c & 0x20) == 0
-    if not last[-1]:
-        raise RemError("RLE counts string is truncated")
-    ends = np.flatnonzero(last)
-    if ends.size == c.size:
-        # Every number fits one character: the common case for small masks' deltas.
-        values = c & 0x1F
-        neg = (c & 0x10) != 0
-        values = np.where(neg, values | -32, values)
-    else:
-        starts = np.empty_like(ends)
-        starts[0] = 0
-        starts[1:] = ends[:-1] + 1
-        lengths = ends - starts + 1
-        shift = 5 * (np.arange(c.size) - np.repeat(starts, lengths))
-        values = np.add.reduceat((c & 0x1F) << shift, starts)
-        neg = (c[ends] & 0x10) != 0
-        values[neg] |= np.left_shift(np.int64(-1), 5 * lengths[neg])
-    runs = values.copy()
-    runs[1::2] = np.cumsum(values[1::2])
-    runs[2::2] = np.cumsum(values[2::2])
-    return runs
+from rem_core import masks
+from rem_core.masks import column_major_crop, run_box, string_to_counts
 
 
 def rle_runs(rle: dict) -> np.ndarray:
@@ -93,58 +50,17 @@ class Crop:
 def crop_of_runs(runs: np.ndarray, height: int) -> Crop:
     """The tight-box crop of the mask with column-major run lengths ``runs`` on an image of
     ``height`` rows."""
-    if runs.size < 2:
+    box = run_box(runs, height)
+    if box is None:
         return Crop(np.zeros((0, 0), dtype=np.uint8), 0, 0)
-    ends = np.cumsum(runs)
-    fg_len = runs[1::2]
-    fg_end = ends[1::2]
-    keep = fg_len > 0
-    if not keep.any():
-        return Crop(np.zeros((0, 0), dtype=np.uint8), 0, 0)
-    fg_len = fg_len[keep]
-    stop = fg_end[keep]
-    start = stop - fg_len
-    x_first, y_first = np.divmod(start, height)
-    x_last, y_last = np.divmod(stop - 1, height)
-    x0 = int(x_first[0])
-    x1 = int(x_last[-1])
-    if np.any(x_first != x_last):
-        # A run wraps into the next column: the box is full height and the crop's
-        # column-major index is the image's, shifted.
-        y0, bh = 0, height
-        lstart = start - x0 * height
-    else:
-        y0 = int(y_first.min())
-        bh = int(y_last.max()) - y0 + 1
-        lstart = (x_first - x0) * bh + (y_first - y0)
-    bw = x1 - x0 + 1
-    n = bw * bh
-    # Alternate zero / one runs in the crop's own column-major index: one np.repeat.
-    lens = np.empty(2 * lstart.size + 1, dtype=np.int64)
-    lens[0] = lstart[0]
-    lens[1::2] = fg_len
-    lens[2:-1:2] = lstart[1:] - (lstart[:-1] + fg_len[:-1])
-    lens[-1] = n - (lstart[-1] + fg_len[-1])
-    values = np.zeros(lens.size, dtype=np.uint8)
-    values[1::2] = 1
-    return Crop(np.repeat(values, lens).reshape(bw, bh), x0, y0)
-
-
-@lru_cache(maxsize=32)
-def _square(d: int) -> np.ndarray:
-    return np.ones((2 * d + 1, 2 * d + 1), dtype=np.uint8)
+    return Crop(column_major_crop(box), box.x0, box.y0)
 
 
 def band_of_crop(crop: Crop, d: int) -> Crop:
     """The boundary band of a cropped mask (same box): mask minus its (2d+1)-square erosion."""
-    pix = crop.pix
-    if pix.size == 0 or min(pix.shape) <= 2 * d:
-        # Every window reaches outside the box: the erosion is empty, the band is the mask.
+    if crop.pix.size == 0:
         return crop
-    import cv2
-
-    eroded = cv2.erode(pix, _square(d), borderType=cv2.BORDER_CONSTANT, borderValue=0)
-    return Crop(pix - eroded, crop.x0, crop.y0)
+    return Crop(masks.band_of_crop(crop.pix, d), crop.x0, crop.y0)
 
 
 def crop_intersection(a: Crop, b: Crop) -> int:

@@ -28,13 +28,13 @@ import numpy as np
 from pycocotools import mask as mask_utils
 
 from rem_core.errors import RemError
+from rem_core.masks import dilation_width
 from rem_core.schemas.eval_report import COCO_STAT_NAMES
 from rem_eval.api import EvalOptions, evaluate_tables
 from rem_eval.bands import (
     band_of_crop,
     crop_intersection,
     crop_of_runs,
-    dilation_width,
     iou_of_counts,
     rle_runs,
 )

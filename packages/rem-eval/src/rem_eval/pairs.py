@@ -23,11 +23,11 @@ from pycocotools import _mask as _coco_mask
 from pycocotools import mask as mask_utils
 
 from rem_core.errors import RemError
+from rem_core.masks import dilation_width
 from rem_eval.bands import (
     band_of_crop,
     crop_intersection,
     crop_of_runs,
-    dilation_width,
     iou_of_counts,
     rle_runs,
 )

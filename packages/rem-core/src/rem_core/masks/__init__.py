@@ -6,6 +6,7 @@ list); every function accepts any of the RLE forms and every RLE it returns is c
 """
 
 from rem_core.masks.boundary import (
+    band_of_crop,
     boundary_band,
     boundary_bands,
     boundary_rle,
@@ -35,7 +36,14 @@ from rem_core.masks.convert import (
     to_rle,
     to_rles,
 )
-from rem_core.masks.crop import RunBox, crop_of_runs, decode_box, encode_box, run_box
+from rem_core.masks.crop import (
+    RunBox,
+    column_major_crop,
+    crop_of_runs,
+    decode_box,
+    encode_box,
+    run_box,
+)
 from rem_core.masks.polygons import clean_polygons, mask_to_polygons, usable_polygons
 
 __all__ = [
@@ -43,6 +51,7 @@ __all__ = [
     "RunBox",
     "area",
     "areas",
+    "band_of_crop",
     "bbox",
     "bboxes",
     "boundary_band",
@@ -50,6 +59,7 @@ __all__ = [
     "boundary_rle",
     "boundary_rles",
     "clean_polygons",
+    "column_major_crop",
     "counts_to_rle",
     "crop_of_runs",
     "decode",

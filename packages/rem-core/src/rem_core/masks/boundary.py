@@ -37,14 +37,14 @@ def _square(d: int) -> np.ndarray:
     return cv2.getStructuringElement(cv2.MORPH_RECT, (2 * d + 1, 2 * d + 1))
 
 
-def _band_of_crop(crop: np.ndarray, d: int) -> np.ndarray:
-    """Band of a mask given as its box crop (uint8 0/1, C order); same shape as the crop."""
+def band_of_crop(crop: np.ndarray, d: int) -> np.ndarray:
+    """Band of a mask given as its box crop (uint8 0/1, either orientation: a square erosion
+    does not care); same shape as the crop. Outside the crop counts as background."""
     h, w = crop.shape
     if h < 2 * d + 1 or w < 2 * d + 1:
-        # No pixel can be d away from the zero ring on both sides: the band is the whole mask.
+        # No pixel can be d away from the outside on both sides: the band is the whole mask.
         return crop.copy()
-    padded = cv2.copyMakeBorder(crop, 1, 1, 1, 1, cv2.BORDER_CONSTANT, value=0)
-    eroded = cv2.erode(padded, _square(d))[1:-1, 1:-1]
+    eroded = cv2.erode(crop, _square(d), borderType=cv2.BORDER_CONSTANT, borderValue=0)
     return crop - eroded
 
 
@@ -64,7 +64,7 @@ def boundary_band(mask: np.ndarray, dilation_ratio: float = 0.02) -> np.ndarray:
     cols = np.flatnonzero(binary.any(axis=0))
     y0, y1, x0, x1 = rows[0], rows[-1] + 1, cols[0], cols[-1] + 1
     crop = np.ascontiguousarray(binary[y0:y1, x0:x1], dtype=np.uint8)
-    out[y0:y1, x0:x1] = _band_of_crop(crop, d)
+    out[y0:y1, x0:x1] = band_of_crop(crop, d)
     return out
 
 
@@ -81,7 +81,7 @@ def boundary_rle(rle: Mapping[str, Any], dilation_ratio: float = 0.02) -> RleDic
         # Thinner than 2d+1 (most small objects): the band is the whole mask, and these runs
         # are already canonical, so no pixel needs touching.
         return counts_to_rle(runs, h, w)
-    band = _band_of_crop(crop_of_runs(box), d)
+    band = band_of_crop(crop_of_runs(box), d)
     return counts_to_rle(encode_box(band, box.x0, box.y0, h, w), h, w)
 
 

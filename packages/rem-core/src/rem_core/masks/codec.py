@@ -62,14 +62,18 @@ def string_to_counts(counts: str | bytes) -> np.ndarray:
     if not last[-1]:
         raise RemError("RLE 'counts' string is truncated (its last number is unfinished)")
     ends = np.flatnonzero(last)
-    starts = np.empty_like(ends)
-    starts[0] = 0
-    starts[1:] = ends[:-1] + 1
-    lengths = ends - starts + 1
-    position = np.arange(chars.size) - np.repeat(starts, lengths)
-    values = np.add.reduceat((chars & 0x1F) << (5 * position), starts)
-    negative = (chars[ends] & 0x10) != 0
-    values[negative] |= np.left_shift(np.int64(-1), 5 * lengths[negative])
+    if ends.size == chars.size:
+        # Every number fits one character (common for small masks' deltas): 5 bits, sign 0x10.
+        values = np.where((chars & 0x10) != 0, (chars & 0x1F) | -32, chars & 0x1F)
+    else:
+        starts = np.empty_like(ends)
+        starts[0] = 0
+        starts[1:] = ends[:-1] + 1
+        lengths = ends - starts + 1
+        position = np.arange(chars.size) - np.repeat(starts, lengths)
+        values = np.add.reduceat((chars & 0x1F) << (5 * position), starts)
+        negative = (chars[ends] & 0x10) != 0
+        values[negative] |= np.left_shift(np.int64(-1), 5 * lengths[negative])
     runs = values.copy()
     # runs[i] = value[i] + runs[i - 2] for i > 2: two interleaved prefix sums (odd and even runs).
     runs[1::2] = np.cumsum(values[1::2])

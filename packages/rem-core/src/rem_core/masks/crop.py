@@ -53,6 +53,12 @@ def run_box(runs: np.ndarray, height: int) -> RunBox | None:
 
 def crop_of_runs(box: RunBox) -> np.ndarray:
     """The (h, w) uint8 C-ordered crop of the mask over ``box``."""
+    return np.ascontiguousarray(column_major_crop(box).T)
+
+
+def column_major_crop(box: RunBox) -> np.ndarray:
+    """The crop of the mask over ``box`` transposed, (w, h) C-ordered: the layout of the RLE
+    itself, so no copy is made (what per-pair evaluation works on)."""
     box_h, box_w = box.shape
     # Each run maps to a contiguous range of the crop's column-major index (when runs wrap
     # columns, the crop is full height and the map is a plain shift), and the ranges stay in
@@ -65,7 +71,7 @@ def crop_of_runs(box: RunBox) -> np.ndarray:
     edges[2:-1:2] = stop
     values = (np.arange(edges.size - 1) & 1).astype(np.uint8)
     flat = np.repeat(values, np.diff(edges))
-    return np.ascontiguousarray(flat.reshape(box_w, box_h).T)
+    return flat.reshape(box_w, box_h)
 
 
 def decode_box(rle: Mapping[str, Any]) -> tuple[np.ndarray, int, int]:
