@@ -8,6 +8,7 @@ so a resumed multi-process run draws the same numbers as an uninterrupted one.
 
 from __future__ import annotations
 
+import json
 import random
 import re
 from pathlib import Path
@@ -92,3 +93,26 @@ def prune_snapshots(out_dir: Path, keep: int) -> None:
     """Delete all but the newest ``keep`` snapshots."""
     for _, path in list_snapshots(out_dir)[:-keep]:
         path.unlink(missing_ok=True)
+
+
+def open_run_folder(out: Path, arch: str, resume: bool) -> tuple[dict | None, Path | None]:
+    """(the saved manifest, the newest snapshot) of a run to resume; (None, None) for a new one.
+
+    A folder that already holds a run is refused without ``resume``, so a second run never
+    overwrites the first one's snapshots.
+    """
+    from rem_models.engine.distributed import barrier
+
+    manifest = out / "run.json"
+    found = list_snapshots(out) if resume else []
+    if resume and (not found or not manifest.is_file()):
+        raise RemError("nothing to resume: no run.json and snapshot in the folder", path=out)
+    if not resume and manifest.exists():
+        raise RemError("the folder already holds a run; pass --resume or another folder", path=out)
+    barrier()  # every process looked before the main one writes
+    if not resume:
+        return None, None
+    saved = json.loads(manifest.read_text(encoding="utf-8"))
+    if saved.get("arch") != arch:
+        raise RemError(f"the folder holds a run of {saved.get('arch')!r}, not {arch!r}", path=out)
+    return saved, found[-1][1]

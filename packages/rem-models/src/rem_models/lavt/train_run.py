@@ -52,13 +52,6 @@ def _configs(arch: str, overrides: Sequence[str], saved: dict | None):
     return model_config, train_config
 
 
-def _latest_snapshot(out_dir: Path) -> Path | None:
-    from rem_models.engine.training_state import list_snapshots
-
-    found = list_snapshots(out_dir)
-    return found[-1][1] if found else None
-
-
 def train_referring_run(
     arch: str,
     refs: str | Path,
@@ -84,6 +77,7 @@ def train_referring_run(
     from rem_models.checkpoints import save_checkpoint_safetensors
     from rem_models.engine.training_state import (
         load_snapshot,
+        open_run_folder,
         prune_snapshots,
         save_snapshot,
         snapshot_path,
@@ -94,14 +88,7 @@ def train_referring_run(
     console = console or Console(stderr=True, soft_wrap=True)
     out = Path(out_dir)
     manifest_path = out / "run.json"
-    saved = None
-    snapshot = _latest_snapshot(out) if resume else None
-    if resume:
-        if snapshot is None or not manifest_path.is_file():
-            raise RemError("nothing to resume: no run.json and snapshot in the folder", path=out)
-        saved = json.loads(manifest_path.read_text(encoding="utf-8"))
-    elif manifest_path.exists():
-        raise RemError("the folder already holds a run; pass --resume or another folder", path=out)
+    saved, snapshot = open_run_folder(out, arch, resume)
     model_config, train_config = _configs(arch, overrides, saved)
     samples = read_referring(refs, split=split, instances=instances)
     if not samples:

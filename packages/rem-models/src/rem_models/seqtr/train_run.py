@@ -110,30 +110,6 @@ def _initialise(
     return done
 
 
-def _open_folder(out: Path, arch: str, resume: bool) -> tuple[dict | None, Path | None]:
-    """(the saved manifest, the newest snapshot) of a run to resume; (None, None) for a new one.
-
-    A folder that already holds a run is refused without ``resume``, so a second run never
-    overwrites the first one's snapshots.
-    """
-    from rem_models.engine.distributed import barrier
-    from rem_models.engine.training_state import list_snapshots
-
-    manifest = out / "run.json"
-    found = list_snapshots(out) if resume else []
-    if resume and (not found or not manifest.is_file()):
-        raise RemError("nothing to resume: no run.json and snapshot in the folder", path=out)
-    if not resume and manifest.exists():
-        raise RemError("the folder already holds a run; pass --resume or another folder", path=out)
-    barrier()  # every process looked before the main one writes
-    if not resume:
-        return None, None
-    saved = json.loads(manifest.read_text(encoding="utf-8"))
-    if saved.get("arch") != arch:
-        raise RemError(f"the folder holds a run of {saved.get('arch')!r}, not {arch!r}", path=out)
-    return saved, found[-1][1]
-
-
 def _changed(saved: dict[str, Any], config: SeqTRTrainConfig, num_items: int) -> str:
     """What differs from the interrupted part in a way that breaks the exact continuation."""
     now = config.model_dump(mode="json")
@@ -183,7 +159,7 @@ def train_referring_run(
     say = console.print if info.is_main else (lambda _: None)
     out = Path(out_dir)
     manifest_path = out / "run.json"
-    saved, newest = _open_folder(out, arch, resume)
+    saved, newest = snaps.open_run_folder(out, arch, resume)
     items = load_items(refs, split, instances)
     if not items:
         raise RemError(f"no referring items{f' in split {split!r}' if split else ''}", path=refs)
