@@ -29,6 +29,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from rem_core.errors import RemError
 from rem_core.io import read_json
 from rem_core.schemas import RLE, Polygons
+from rem_core.validate.report import join_path
 
 
 class _Strict(BaseModel):
@@ -95,13 +96,6 @@ class Corrections(_Strict):
     duplicates: list[DuplicatePair] = Field(default_factory=list)
 
 
-def _where(loc: tuple) -> str:
-    out = ""
-    for part in loc:
-        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
-    return out or "(root)"
-
-
 def parse_corrections(data: object, path: str | Path | None = None) -> Corrections:
     """Validate a parsed corrections document; the first problem becomes a one-line RemError."""
     try:
@@ -114,7 +108,9 @@ def parse_corrections(data: object, path: str | Path | None = None) -> Correctio
         if "segmentation" in loc:
             loc = loc[: loc.index("segmentation") + 1]
         more = f" ({exc.error_count() - 1} more problems)" if exc.error_count() > 1 else ""
-        raise RemError(f"{err['msg']}{more}", path=path, where=_where(loc)) from None
+        raise RemError(
+            f"{err['msg']}{more}", path=path, where=join_path("", loc) or "(root)"
+        ) from None
 
 
 def load_corrections(path: str | Path) -> Corrections:

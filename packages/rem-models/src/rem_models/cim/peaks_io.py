@@ -10,6 +10,7 @@ from pydantic import ValidationError
 from rem_core.errors import RemError
 from rem_core.io import CocoFile, read_json, save_json
 from rem_core.schemas import ImagePeaks, PeakSet
+from rem_core.validate.report import join_path
 from rem_models.cim.peaks import ClassPeak, frame_to_pixel
 
 # (x, y, class): image pixel and 0-based class, the form rem_models.cim.pcl.peak_clusters takes.
@@ -55,8 +56,7 @@ def read_peak_set(path: str | Path) -> PeakSet:
         return PeakSet.model_validate(read_json(path))
     except ValidationError as exc:
         err = exc.errors()[0]
-        where = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in err["loc"])
-        raise RemError(err["msg"], path=path, where=where.lstrip(".") or None) from None
+        raise RemError(err["msg"], path=path, where=join_path("", err["loc"]) or None) from None
 
 
 def load_peaks(
